@@ -1,0 +1,6 @@
+"""Cython kernels: streaming processors that run without the GIL and allocate only in reset().
+
+conv       dilated causal convolution stacks (the CNN model)
+wavenet    Neural Amp Modeler A1-family WaveNet
+recurrent  LSTM / GRU stacks with a dense head (RTNeural, GuitarML, NAM LSTM)
+"""

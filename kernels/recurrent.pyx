@@ -1,0 +1,227 @@
+# cython: language_level=3
+"""Streaming LSTM / GRU stacks with a dense head, the RTNeural / GuitarML / NAM way.
+
+Each recurrent layer's input projection for a whole block is one sgemm; only the recurrent
+matrix-vector product runs per frame. PyTorch gate orders: LSTM i, f, g, o; GRU r, z, n with
+the reset gate applied after the recurrent product (PyTorch, Keras reset_after=True).
+Input row 0 is the audio sample, rows 1.. are knob values (set_knob).
+"""
+import numpy as np
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.string cimport memcpy, memset
+from libc.math cimport tanhf
+from _dsp cimport matmul, matvec_rows, activate, set_bias, add_bias, sigmoidf
+
+
+cdef struct Rnn:
+    int gru
+    int cin
+    int hid
+    const float* w_ih      # (g*hid x cin) column-major
+    const float* w_hh      # (g*hid x hid) row-major, for the per-frame product
+    const float* b_in      # g*hid: b_ih (+ b_hh for LSTM, which only ever adds them)
+    const float* b_hh      # g*hid (GRU needs it apart: the reset gate scales it)
+    const float* h0
+    const float* c0
+    float* h
+    float* c
+    float* out             # hid x max_block
+    float* hh              # GRU: g*hid scratch
+
+
+cdef struct Dense:
+    int cin
+    int cout
+    const float* w         # (cout x cin) column-major
+    const float* b
+    int act
+    float alpha
+    float* out             # cout x max_block
+
+
+cdef class Recurrent:
+    """Processor: reset(sample_rate, max_block), process(inp, out), set_knob(i, value).
+
+    spec: cell ("LSTM"|"GRU"), input_size, hidden_sizes, dense (list of dicts: size, act,
+    alpha), skip (0|1), in_gain, out_gain (linear), prewarm_samples.
+    """
+    cdef Rnn* rnns
+    cdef int nrnn
+    cdef Dense* dense
+    cdef int ndense
+    cdef int cin
+    cdef int max_block
+    cdef float skip
+    cdef float in_gain
+    cdef float out_gain
+    cdef float* x            # cin x max_block
+    cdef float* proj         # g*maxhid x max_block
+    cdef float[::1] knobs
+    cdef list _keep
+    cdef object _spec
+    cdef object _tensors
+    cdef readonly int prewarm_samples
+
+    def __cinit__(self):
+        self.rnns = NULL
+        self.dense = NULL
+
+    def __init__(self, spec, tensors):
+        self._spec, self._tensors = spec, tensors
+        self.cin = spec["input_size"]
+        self.skip = spec.get("skip", 0)
+        self.in_gain = spec.get("in_gain", 1.0)
+        self.out_gain = spec.get("out_gain", 1.0)
+        self.prewarm_samples = spec.get("prewarm_samples", 0)
+        self.knobs = np.zeros(max(self.cin - 1, 1), np.float32)
+        self.max_block = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.rnns)
+        PyMem_Free(self.dense)
+
+    cdef float* _hold(self, arr) except NULL:
+        cdef float[::1] view = np.ascontiguousarray(arr, np.float32).reshape(-1)
+        self._keep.append(view)
+        return &view[0]
+
+    cdef float* _zeros(self, Py_ssize_t count) except NULL:
+        return self._hold(np.zeros(max(count, 1), np.float32))
+
+    def set_knob(self, int index, float value):
+        """Knob `index` (0-based, after the audio input) takes `value` from the next block."""
+        if not 0 <= index < self.cin - 1:
+            raise IndexError(f"knob {index} out of range (model has {self.cin - 1})")
+        self.knobs[index] = value
+
+    def reset(self, double sample_rate, int max_block):
+        """Allocate every buffer for blocks up to max_block frames; state back to initial."""
+        cdef Rnn* r
+        cdef Dense* d
+        if max_block < 1:
+            raise ValueError("max_block must be at least 1")
+        PyMem_Free(self.rnns)
+        PyMem_Free(self.dense)
+        self._keep = []
+        s, t = self._spec, self._tensors
+        self.max_block = max_block
+        hidden = list(s["hidden_sizes"])
+        self.nrnn, self.ndense = len(hidden), len(s["dense"])
+        self.rnns = <Rnn*>PyMem_Malloc(max(self.nrnn, 1) * sizeof(Rnn))
+        self.dense = <Dense*>PyMem_Malloc(max(self.ndense, 1) * sizeof(Dense))
+        gru = s["cell"] == "GRU"
+        g = 3 if gru else 4
+        cin = self.cin
+        for l, hid in enumerate(hidden):
+            r = &self.rnns[l]
+            p = f"r{l}."
+            r.gru, r.cin, r.hid = gru, cin, hid
+            r.w_ih = self._hold(np.asarray(t[p + "w_ih"], np.float32).T)
+            r.w_hh = self._hold(t[p + "w_hh"])
+            b_ih = np.asarray(t[p + "b_ih"], np.float32)
+            b_hh = np.asarray(t[p + "b_hh"], np.float32)
+            r.b_in = self._hold(b_ih if gru else b_ih + b_hh)
+            r.b_hh = self._hold(b_hh)
+            r.h0 = self._hold(t.get(p + "h0", np.zeros(hid, np.float32)))
+            r.c0 = self._hold(t.get(p + "c0", np.zeros(hid, np.float32)))
+            r.h = self._zeros(hid)
+            r.c = self._zeros(hid)
+            memcpy(r.h, r.h0, hid * sizeof(float))
+            memcpy(r.c, r.c0, hid * sizeof(float))
+            r.out = self._zeros(hid * max_block)
+            r.hh = self._zeros(g * hid)
+            cin = hid
+        for k, ds in enumerate(s["dense"]):
+            d = &self.dense[k]
+            d.cin, d.cout = cin, ds["size"]
+            d.w = self._hold(np.asarray(t[f"d{k}.w"], np.float32).T)
+            d.b = self._hold(t[f"d{k}.b"])
+            d.act, d.alpha = ds["act"], ds.get("alpha", 0.0)
+            d.out = self._zeros(d.cout * max_block)
+            cin = d.cout
+        if cin != 1:
+            raise ValueError(f"the model ends with {cin} outputs, not 1")
+        self.x = self._zeros(self.cin * max_block)
+        self.proj = self._zeros(g * max(hidden + [1]) * max_block)
+        self.prewarm()
+
+    def prewarm(self):
+        """Run silence through the net for prewarm_samples (NAM's LSTM settles this way)."""
+        zeros = np.zeros(self.max_block, np.float32)
+        out = np.empty(self.max_block, np.float32)
+        left = self.prewarm_samples
+        while left > 0:
+            n = min(left, self.max_block)
+            self.process(zeros[:n], out[:n])
+            left -= n
+
+    def process(self, const float[::1] inp, float[::1] out):
+        """Stream len(inp) frames (1..max_block) into out."""
+        cdef int n = inp.shape[0]
+        if n > self.max_block or out.shape[0] < n:
+            raise ValueError(f"block of {n} frames exceeds max_block {self.max_block} or out")
+        if n == 0:
+            return
+        with nogil:
+            self._run(&inp[0], &out[0], n)
+
+    cdef void _run(self, const float* inp, float* y, int n) noexcept nogil:
+        cdef int l, k, t, i, cin = self.cin
+        cdef const float* src = self.x
+        cdef int src_rows = cin
+        cdef Rnn* r
+        cdef Dense* d
+        for t in range(n):
+            self.x[t * cin] = self.in_gain * inp[t]
+            for i in range(1, cin):
+                self.x[t * cin + i] = self.knobs[i - 1]
+        for l in range(self.nrnn):
+            r = &self.rnns[l]
+            if r.gru:
+                self._gru(r, src, n)
+            else:
+                self._lstm(r, src, n)
+            src, src_rows = r.out, r.hid
+        for k in range(self.ndense):
+            d = &self.dense[k]
+            set_bias(d.out, d.b, d.cout, n)
+            matmul(d.cout, n, d.cin, d.w, d.cout, src, src_rows, 1.0, d.out, d.cout)
+            activate(d.act, d.alpha, d.out, d.cout * n)
+            src, src_rows = d.out, d.cout
+        for t in range(n):
+            y[t] = self.out_gain * (src[t] + self.skip * self.x[t * cin])
+
+    cdef void _lstm(self, Rnn* r, const float* src, int n) noexcept nogil:
+        cdef int t, i, H = r.hid, G = 4 * r.hid
+        cdef float* g
+        cdef float ig, fg, cg, og
+        set_bias(self.proj, r.b_in, G, n)
+        matmul(G, n, r.cin, r.w_ih, G, src, r.cin, 1.0, self.proj, G)
+        for t in range(n):
+            g = self.proj + t * G
+            matvec_rows(G, H, r.w_hh, r.h, g)
+            for i in range(H):
+                ig = sigmoidf(g[i])
+                fg = sigmoidf(g[H + i])
+                cg = tanhf(g[2 * H + i])
+                og = sigmoidf(g[3 * H + i])
+                r.c[i] = fg * r.c[i] + ig * cg
+                r.h[i] = og * tanhf(r.c[i])
+            memcpy(r.out + t * H, r.h, H * sizeof(float))
+
+    cdef void _gru(self, Rnn* r, const float* src, int n) noexcept nogil:
+        cdef int t, i, H = r.hid, G = 3 * r.hid
+        cdef float* g
+        cdef float rg, zg, ng
+        set_bias(self.proj, r.b_in, G, n)
+        matmul(G, n, r.cin, r.w_ih, G, src, r.cin, 1.0, self.proj, G)
+        for t in range(n):
+            g = self.proj + t * G
+            memcpy(r.hh, r.b_hh, G * sizeof(float))
+            matvec_rows(G, H, r.w_hh, r.h, r.hh)
+            for i in range(H):
+                rg = sigmoidf(g[i] + r.hh[i])
+                zg = sigmoidf(g[H + i] + r.hh[H + i])
+                ng = tanhf(g[2 * H + i] + rg * r.hh[2 * H + i])
+                r.h[i] = (1 - zg) * ng + zg * r.h[i]
+            memcpy(r.out + t * H, r.h, H * sizeof(float))

@@ -1,0 +1,232 @@
+# cython: language_level=3
+"""Streaming WaveNet with the semantics of Neural Amp Modeler's A1 family.
+
+Per layer: z = conv(x) + mixer(condition); a = act(z) (gated: act(z1) * gate_act(z2), by
+default tanh and sigmoid);
+head_sum += a; x = x + layer1x1(a). Each layer array rechannels its input first, its head sum
+starts from the previous array's head output, and the last head output times head_scale is
+the model output. The condition is the model input.
+"""
+import numpy as np
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.string cimport memcpy, memset
+from _dsp cimport Conv, conv_input, conv_output, matmul, activate, add_bias, set_bias
+
+
+cdef struct Layer:
+    Conv conv
+    const float* mixer     # (zc x cond) column-major
+    const float* out_w     # (ch x ch) column-major
+    const float* out_b
+    int act
+    float alpha
+    int gating             # 0 none, 1 gated, 2 blended
+    int gate_act           # gated: a = act(z1) * s; blended: s * act(z1) + (1 - s) * z1,
+                           # where s = gate_act(z2)
+    float gate_alpha
+
+
+cdef struct Array:
+    int cin
+    int cond
+    int ch
+    int head
+    int nlayers
+    const float* rechannel  # (ch x cin)
+    const float* head_w     # (head x ch)
+    const float* head_b     # or NULL
+    Layer* layers
+    float* resid            # ch x max_block, the last layer's residual output
+    float* head_out         # head x max_block
+
+
+def _colmajor(w):
+    """(out, in) weights as a column-major (out x in) float32 buffer."""
+    return np.ascontiguousarray(np.asarray(w, np.float32).T)
+
+
+cdef class WaveNet:
+    """Processor: reset(sample_rate, max_block), then process(inp, out) on float32 blocks.
+
+    `arrays` is a list of dicts: input_size, condition_size, channels, head_size, and layers, a
+    list of dicts (kernel_size, dilation, act, alpha, gating, gate_act, gate_alpha); `tensors` maps the model file's
+    names to float32 arrays (see pedal/arch/wavenet.py).
+    """
+    cdef Array* arrays
+    cdef int narrays
+    cdef float head_scale
+    cdef int max_block
+    cdef float* z
+    cdef float* a
+    cdef float* headacc
+    cdef list _keep
+    cdef object _spec
+    cdef object _tensors
+    cdef readonly int receptive_field
+
+    def __cinit__(self):
+        self.arrays = NULL
+        self.narrays = 0
+
+    def __init__(self, arrays, tensors):
+        self._spec = arrays
+        self._tensors = tensors
+        self.head_scale = float(np.asarray(tensors["head_scale"]).reshape(-1)[0])
+        self.receptive_field = 1 + sum(l["dilation"] * (l["kernel_size"] - 1)
+                                       for arr in arrays for l in arr["layers"])
+        self.max_block = 0
+
+    def __dealloc__(self):
+        self._free()
+
+    cdef void _free(self):
+        cdef int i
+        if self.arrays != NULL:
+            for i in range(self.narrays):
+                PyMem_Free(self.arrays[i].layers)
+            PyMem_Free(self.arrays)
+        self.arrays = NULL
+        self.narrays = 0
+
+    cdef float* _hold(self, arr) except NULL:
+        cdef float[::1] view = np.ascontiguousarray(arr, np.float32).reshape(-1)
+        self._keep.append(view)
+        return &view[0]
+
+    cdef float* _zeros(self, Py_ssize_t count) except NULL:
+        return self._hold(np.zeros(max(count, 1), np.float32))
+
+    def reset(self, double sample_rate, int max_block):
+        """Allocate every buffer for blocks up to max_block frames and prewarm from silence."""
+        cdef int i, j, zc
+        cdef Array* arr
+        cdef Layer* lay
+        if max_block < 1:
+            raise ValueError("max_block must be at least 1")
+        self._free()
+        self._keep = []
+        t = self._tensors
+        self.max_block = max_block
+        self.narrays = len(self._spec)
+        self.arrays = <Array*>PyMem_Malloc(self.narrays * sizeof(Array))
+        memset(self.arrays, 0, self.narrays * sizeof(Array))
+        maxz = 1
+        for i, spec in enumerate(self._spec):
+            arr = &self.arrays[i]
+            arr.cin, arr.cond = spec["input_size"], spec["condition_size"]
+            arr.ch, arr.head = spec["channels"], spec["head_size"]
+            arr.nlayers = len(spec["layers"])
+            arr.layers = <Layer*>PyMem_Malloc(arr.nlayers * sizeof(Layer))
+            arr.rechannel = self._hold(_colmajor(t[f"a{i}.rechannel"]))
+            arr.head_w = self._hold(_colmajor(t[f"a{i}.head_w"]))
+            arr.head_b = self._hold(t[f"a{i}.head_b"]) if f"a{i}.head_b" in t else NULL
+            arr.resid = self._zeros(arr.ch * max_block)
+            arr.head_out = self._zeros(arr.head * max_block)
+            for j, ls in enumerate(spec["layers"]):
+                lay = &arr.layers[j]
+                p = f"a{i}.l{j}."
+                zc = 2 * arr.ch if ls["gating"] else arr.ch
+                maxz = max(maxz, zc)
+                lay.gating, lay.act, lay.alpha = ls["gating"], ls["act"], ls["alpha"]
+                lay.gate_act, lay.gate_alpha = ls.get("gate_act", 0), ls.get("gate_alpha", 0.0)
+                lay.mixer = self._hold(_colmajor(t[p + "mixer"]))
+                lay.out_w = self._hold(_colmajor(t[p + "out_w"]))
+                lay.out_b = self._hold(t[p + "out_b"])
+                # conv weight (zc, ch, k) -> k taps of column-major (zc x ch)
+                lay.conv.w = self._hold(np.asarray(t[p + "conv_w"], np.float32).transpose(2, 1, 0))
+                lay.conv.bias = self._hold(t[p + "conv_b"])
+                lay.conv.cin, lay.conv.cout = arr.ch, zc
+                lay.conv.ksize, lay.conv.dil = ls["kernel_size"], ls["dilation"]
+                lay.conv.hist = ls["dilation"] * (ls["kernel_size"] - 1)
+                lay.conv.length = lay.conv.hist + max(max_block, 2048)
+                lay.conv.pos = lay.conv.hist
+                lay.conv.buf = self._zeros(lay.conv.length * arr.ch)
+        maxch = max(s["channels"] for s in self._spec)
+        self.z = self._zeros(maxz * max_block)
+        self.a = self._zeros(maxch * max_block)
+        self.headacc = self._zeros(maxch * max_block)
+        self.prewarm()
+
+    def prewarm(self):
+        """Feed silence for the receptive field so the state matches an offline run that
+        starts from zero-padded input (biases make that differ from zeroed buffers)."""
+        zeros = np.zeros(self.max_block, np.float32)
+        out = np.empty(self.max_block, np.float32)
+        left = self.receptive_field
+        while left > 0:
+            n = min(left, self.max_block)
+            self.process(zeros[:n], out[:n])
+            left -= n
+
+    def process(self, const float[::1] inp, float[::1] out):
+        """Stream len(inp) frames (1..max_block) into out."""
+        cdef int n = inp.shape[0]
+        if n > self.max_block or out.shape[0] < n:
+            raise ValueError(f"block of {n} frames exceeds max_block {self.max_block} or out")
+        if n == 0:
+            return
+        with nogil:
+            self._run(&inp[0], &out[0], n)
+
+    cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
+        cdef int i, j, t, c, ch, zc
+        cdef Array* arr
+        cdef Layer* lay
+        cdef const float* src = x
+        cdef int src_ld = 1
+        cdef float* dst
+        cdef float* xin
+        cdef float* act
+        for i in range(self.narrays):
+            arr = &self.arrays[i]
+            ch = arr.ch
+            dst = conv_input(&arr.layers[0].conv, n)
+            matmul(ch, n, arr.cin, arr.rechannel, ch, src, src_ld, 0.0, dst, ch)
+            if i == 0:
+                memset(self.headacc, 0, ch * n * sizeof(float))
+            else:
+                memcpy(self.headacc, self.arrays[i - 1].head_out, ch * n * sizeof(float))
+            for j in range(arr.nlayers):
+                lay = &arr.layers[j]
+                zc = lay.conv.cout
+                xin = lay.conv.buf + lay.conv.pos * ch
+                conv_output(&lay.conv, n, self.z, False)
+                matmul(zc, n, arr.cond, lay.mixer, zc, x, arr.cond, 1.0, self.z, zc)
+                if lay.gating:
+                    act = self.a
+                    self._gate(lay, n, ch)
+                else:
+                    act = self.z
+                    activate(lay.act, lay.alpha, act, ch * n)
+                for t in range(ch * n):
+                    self.headacc[t] += act[t]
+                dst = conv_input(&arr.layers[j + 1].conv, n) if j + 1 < arr.nlayers else arr.resid
+                memcpy(dst, xin, ch * n * sizeof(float))
+                add_bias(dst, lay.out_b, ch, n)
+                matmul(ch, n, ch, lay.out_w, ch, act, ch, 1.0, dst, ch)
+            set_bias(arr.head_out, arr.head_b, arr.head, n)
+            matmul(arr.head, n, ch, arr.head_w, arr.head, self.headacc, ch, 1.0, arr.head_out, arr.head)
+            src = arr.resid
+            src_ld = ch
+        arr = &self.arrays[self.narrays - 1]
+        for t in range(n):
+            y[t] = self.head_scale * arr.head_out[t * arr.head]
+
+    cdef void _gate(self, Layer* lay, int n, int ch) noexcept nogil:
+        """a (ch x n) from z (2ch x n): gated act(z1) * s, blended s * act(z1) + (1 - s) * z1."""
+        cdef int t, c, zc = 2 * ch
+        cdef float* z
+        cdef float* a
+        for t in range(n):
+            z = self.z + t * zc
+            a = self.a + t * ch
+            if lay.gating == 2:
+                memcpy(a, z, ch * sizeof(float))
+            activate(lay.act, lay.alpha, z, ch)
+            activate(lay.gate_act, lay.gate_alpha, z + ch, ch)
+            if lay.gating == 1:
+                for c in range(ch):
+                    a[c] = z[c] * z[ch + c]
+            else:
+                for c in range(ch):
+                    a[c] = z[ch + c] * z[c] + (1 - z[ch + c]) * a[c]

@@ -1,0 +1,108 @@
+"""WaveNet, Neural Amp Modeler's A1 family (standard, lite, feather, nano and custom sizes).
+
+Config: {"layer_arrays": [{"input_size", "condition_size", "channels", "head_size",
+"head_bias", "layers": [{"kernel_size", "dilation", "activation", "alpha", "gating",
+"gate_activation", "gate_alpha"}]}]}. gating is "none", "gated": activation(z1) * s, or
+"blended": s * activation(z1) + (1 - s) * z1, with s = gate_activation(z2) (default Sigmoid).
+Tensors per array i and layer j: a{i}.rechannel (ch, in), a{i}.l{j}.conv_w (z, ch, k) with
+z = 2*ch when gating, a{i}.l{j}.conv_b (z), a{i}.l{j}.mixer (z, cond), a{i}.l{j}.out_w
+(ch, ch), a{i}.l{j}.out_b (ch), a{i}.head_w (head, ch), a{i}.head_b (head) if head_bias;
+then head_scale (1).
+"""
+from . import (Architecture, MAX_CHANNELS, ModelError, need_int, need_list, need_tensor,
+               no_extra_tensors, register)
+from .activations import canonical, code
+
+GATINGS = ("none", "gated", "blended")
+
+
+@register
+class WaveNet(Architecture):
+    name = "WaveNet"
+
+    def check(self, config, tensors, where):
+        arrays = need_list(config, "layer_arrays", where, "config.layer_arrays", hi=16)
+        expected = {"head_scale": (1,)}
+        prev_head = None
+        for i, arr in enumerate(arrays):
+            f = f"config.layer_arrays[{i}]"
+            if not isinstance(arr, dict):
+                raise ModelError(where, f"{f}: expected an object")
+            cin = need_int(arr, "input_size", 1, MAX_CHANNELS, where, f + ".input_size")
+            cond = need_int(arr, "condition_size", 1, 1, where, f + ".condition_size")
+            ch = need_int(arr, "channels", 1, MAX_CHANNELS, where, f + ".channels")
+            head = need_int(arr, "head_size", 1, MAX_CHANNELS, where, f + ".head_size")
+            if i == 0 and cin != 1:
+                raise ModelError(where, f"{f}.input_size: the first array takes the mono input")
+            if prev_head is not None and prev_head != ch:
+                raise ModelError(where, f"{f}.channels: {ch} differs from the previous array's "
+                                        f"head_size {prev_head}, which its head sum starts from")
+            prev_head = head
+            expected[f"a{i}.rechannel"] = (ch, cin)
+            for j, lay in enumerate(need_list(arr, "layers", where, f + ".layers")):
+                lf = f"{f}.layers[{j}]"
+                if not isinstance(lay, dict):
+                    raise ModelError(where, f"{lf}: expected an object")
+                k = need_int(lay, "kernel_size", 1, 64, where, lf + ".kernel_size")
+                need_int(lay, "dilation", 1, 1 << 16, where, lf + ".dilation")
+                canonical(lay.get("activation"), where, lf + ".activation")
+                gating = lay.get("gating", "none")
+                if gating not in GATINGS:
+                    raise ModelError(where, f"{lf}.gating: {gating!r}, expected one of {GATINGS}")
+                if gating != "none":
+                    canonical(lay.get("gate_activation", "Sigmoid"), where,
+                              lf + ".gate_activation")
+                z = 2 * ch if gating != "none" else ch
+                p = f"a{i}.l{j}."
+                expected.update({p + "conv_w": (z, ch, k), p + "conv_b": (z,),
+                                 p + "mixer": (z, cond), p + "out_w": (ch, ch),
+                                 p + "out_b": (ch,)})
+            expected[f"a{i}.head_w"] = (head, ch)
+            if arr.get("head_bias"):
+                expected[f"a{i}.head_b"] = (head,)
+        if prev_head != 1:
+            raise ModelError(where, f"config.layer_arrays[{len(arrays) - 1}].head_size: the last "
+                                    f"head must give 1 output, not {prev_head}")
+        for name, shape in expected.items():
+            need_tensor(tensors, name, shape, where)
+        no_extra_tensors(tensors, expected, where)
+
+    def build(self, model):
+        from ..kernels.wavenet import WaveNet as Kernel
+        arrays = []
+        for arr in model.config["layer_arrays"]:
+            layers = []
+            for lay in arr["layers"]:
+                act = canonical(lay["activation"], "model", "activation")
+                gate = canonical(lay.get("gate_activation", "Sigmoid"), "model", "activation")
+                layers.append({"kernel_size": lay["kernel_size"], "dilation": lay["dilation"],
+                               "act": code(act), "alpha": float(lay.get("alpha", 0.01)),
+                               "gating": GATINGS.index(lay.get("gating", "none")),
+                               "gate_act": code(gate),
+                               "gate_alpha": float(lay.get("gate_alpha", 0.01))})
+            arrays.append({k: arr[k] for k in ("input_size", "condition_size", "channels",
+                                               "head_size")} | {"layers": layers})
+        return Kernel(arrays, model.tensors)
+
+    def macs_per_sample(self, config):
+        macs = 0
+        for arr in config["layer_arrays"]:
+            ch = arr["channels"]
+            macs += ch * arr["input_size"] + arr["head_size"] * ch
+            for lay in arr["layers"]:
+                z = 2 * ch if lay.get("gating", "none") != "none" else ch
+                macs += z * ch * lay["kernel_size"] + z * arr["condition_size"] + ch * ch
+        return macs
+
+    def receptive_field(self, config):
+        return 1 + sum(l["dilation"] * (l["kernel_size"] - 1)
+                       for arr in config["layer_arrays"] for l in arr["layers"])
+
+    def describe(self, config):
+        arrays = config["layer_arrays"]
+        chans = "/".join(str(a["channels"]) for a in arrays)
+        layers = sum(len(a["layers"]) for a in arrays)
+        gated = any(l.get("gating", "none") != "none" for a in arrays for l in a["layers"])
+        return (f"WaveNet, {len(arrays)} layer arrays, {chans} channels, {layers} layers"
+                f"{', gated' if gated else ''}, receptive field "
+                f"{self.receptive_field(config)} samples")

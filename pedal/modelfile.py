@@ -1,0 +1,283 @@
+"""The pedal's one model file (`.pedal`): self-describing, versioned, no pickle, no torch.
+
+Layout (little-endian):
+    b"PEDALMDL"  u32 format version  u32 header length  header (UTF-8 JSON)
+    zero padding to a multiple of 64, then the tensor data, each tensor 64-byte aligned
+    u32 CRC-32 of every byte before it
+
+The header holds the architecture and its config, the sample rate, the quantization, the
+knobs, level calibration, provenance and measured ESR, and for each tensor its dtype, shape
+and offset into the data. Quantized tensors are expanded to float32 on load: the kernels
+always compute in float32. Vectors (biases, initial states) are never quantized.
+"""
+import dataclasses
+import json
+import math
+import os
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+
+from .errors import ModelError
+
+MAGIC = b"PEDALMDL"
+FORMAT_VERSION = 1
+ALIGN = 64
+QUANTIZATIONS = ("fp32", "fp16", "int8")
+_DTYPES = {"f32": np.dtype("<f4"), "f16": np.dtype("<f2"), "i8": np.dtype("i1")}
+_MAX_HEADER = 64 << 20
+_MAX_ELEMENTS = 1 << 28
+
+
+@dataclasses.dataclass
+class Knob:
+    """A model input the player turns: the model sees `value` in [minimum, maximum]."""
+    name: str
+    minimum: float = 0.0
+    maximum: float = 1.0
+    default: float = 0.5
+
+    def to_json(self):
+        return {"name": self.name, "min": self.minimum, "max": self.maximum,
+                "default": self.default}
+
+
+@dataclasses.dataclass
+class Model:
+    """A model in memory: what every loader returns and every architecture builds from."""
+    architecture: str
+    config: dict
+    tensors: dict
+    sample_rate: int = 48000
+    knobs: list = dataclasses.field(default_factory=list)
+    calibration: dict = dataclasses.field(default_factory=dict)
+    provenance: dict = dataclasses.field(default_factory=dict)
+    esr: dict = dataclasses.field(default_factory=dict)
+    metadata: dict = dataclasses.field(default_factory=dict)
+    quantization: str = "fp32"
+
+    @property
+    def weight_count(self):
+        return int(sum(t.size for t in self.tensors.values()))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def quantize_tensor(values, mode):
+    """(stored array, per-output-channel scales or None) for one float32 tensor."""
+    if mode == "fp32" or values.ndim < 2:
+        return values.astype("<f4"), None
+    if mode == "fp16":
+        return values.astype("<f2"), None
+    rows = values.reshape(values.shape[0], -1)
+    scales = np.abs(rows).max(axis=1) / 127.0
+    scales[scales == 0] = 1.0
+    q = np.clip(np.rint(rows / scales[:, None]), -127, 127).astype("i1")
+    return q.reshape(values.shape), scales.astype("<f4")
+
+
+def dequantize_tensor(stored, scales):
+    values = stored.astype(np.float32)
+    if scales is not None:
+        values = (values.reshape(values.shape[0], -1) * scales[:, None]).reshape(stored.shape)
+    return values
+
+
+def quantized(model, mode):
+    """The model with its weights rounded as `mode` stores them (to measure the cost)."""
+    if mode not in QUANTIZATIONS:
+        raise ModelError("quantization", f"unknown mode {mode!r}; use one of {QUANTIZATIONS}")
+    tensors = {name: dequantize_tensor(*quantize_tensor(t, mode))
+               for name, t in model.tensors.items()}
+    return model.replace(tensors=tensors, quantization=mode)
+
+
+def encode(model, quantization=None):
+    """The file's bytes for `model`, its tensors stored as `quantization` (default: as is)."""
+    mode = quantization or model.quantization
+    if mode not in QUANTIZATIONS:
+        raise ModelError("quantization", f"unknown mode {mode!r}; use one of {QUANTIZATIONS}")
+    blobs, index, offset = [], {}, 0
+
+    def put(array):
+        nonlocal offset
+        start = offset
+        raw = np.ascontiguousarray(array).tobytes()
+        blobs.append(raw + b"\0" * (-len(raw) % ALIGN))
+        offset += len(blobs[-1])
+        return start
+
+    code = {np.dtype("<f4"): "f32", np.dtype("<f2"): "f16", np.dtype("i1"): "i8"}
+    for name, values in model.tensors.items():
+        stored, scales = quantize_tensor(np.asarray(values, np.float32), mode)
+        entry = {"dtype": code[stored.dtype], "shape": list(stored.shape), "offset": put(stored)}
+        if scales is not None:
+            entry["scales_offset"] = put(scales)
+        index[name] = entry
+    header = {
+        "architecture": model.architecture,
+        "config": model.config,
+        "sample_rate": model.sample_rate,
+        "quantization": mode,
+        "knobs": [k.to_json() for k in model.knobs],
+        "calibration": model.calibration,
+        "provenance": model.provenance,
+        "esr": model.esr,
+        "metadata": model.metadata,
+        "tensors": index,
+    }
+    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    prefix = MAGIC + struct.pack("<II", FORMAT_VERSION, len(head)) + head
+    prefix += b"\0" * (-len(prefix) % ALIGN)
+    body = prefix + b"".join(blobs)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def save(model, path, quantization=None):
+    """Write atomically: a crash mid-write leaves the old file (or none), never half a file."""
+    data = encode(model, quantization)
+    write_atomic(path, data)
+    return len(data)
+
+
+def write_atomic(path, data):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def is_model_file(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def load(path):
+    """Read and check a model file; every problem is a ModelError naming file and field."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ModelError(path, f"cannot read: {e.strerror or e}") from None
+    return decode(data, path)
+
+
+def decode(data, where="<bytes>"):
+    from .arch import validate_model
+
+    if len(data) < 20 or data[:8] != MAGIC:
+        raise ModelError(where, "not a pedal model file (bad magic)")
+    version, head_len = struct.unpack_from("<II", data, 8)
+    if version != FORMAT_VERSION:
+        raise ModelError(where, f"format version {version}; this pedal reads {FORMAT_VERSION}")
+    if head_len > _MAX_HEADER or 16 + head_len + 4 > len(data):
+        raise ModelError(where, f"header: length {head_len} runs past the end (truncated file?)")
+    (crc,) = struct.unpack_from("<I", data, len(data) - 4)
+    if zlib.crc32(memoryview(data)[:-4]) != crc:
+        raise ModelError(where, "checksum mismatch: the file is truncated or corrupt")
+    try:
+        header = json.loads(data[16:16 + head_len].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ModelError(where, f"header: not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise ModelError(where, "header: not a JSON object")
+    data_start = 16 + head_len + (-(16 + head_len) % ALIGN)
+    blob = memoryview(data)[data_start:len(data) - 4]
+    model = Model(
+        architecture=_field(header, "architecture", str, where),
+        config=_field(header, "config", dict, where),
+        tensors=_read_tensors(_field(header, "tensors", dict, where), blob, where),
+        sample_rate=_sample_rate(header.get("sample_rate"), where),
+        knobs=_knobs(header.get("knobs", []), where),
+        calibration=_field(header, "calibration", dict, where, {}),
+        provenance=_field(header, "provenance", dict, where, {}),
+        esr=_field(header, "esr", dict, where, {}),
+        metadata=_field(header, "metadata", dict, where, {}),
+        quantization=_field(header, "quantization", str, where, "fp32"),
+    )
+    if model.quantization not in QUANTIZATIONS:
+        raise ModelError(where, f"quantization: unknown mode {model.quantization!r}")
+    validate_model(model, where)
+    return model
+
+
+def _field(header, key, kind, where, default=None):
+    if key not in header:
+        if default is not None:
+            return default
+        raise ModelError(where, f"{key}: missing")
+    value = header[key]
+    if not isinstance(value, kind):
+        raise ModelError(where, f"{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _sample_rate(value, where):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) \
+            or not 8000 <= value <= 384000 or value != int(value):
+        raise ModelError(where, f"sample_rate: {value!r} is not a sample rate in 8000..384000")
+    return int(value)
+
+
+def _knobs(items, where):
+    if not isinstance(items, list):
+        raise ModelError(where, "knobs: expected a list")
+    knobs = []
+    for i, k in enumerate(items):
+        try:
+            knob = Knob(str(k["name"]), float(k["min"]), float(k["max"]), float(k["default"]))
+        except (TypeError, KeyError, ValueError):
+            raise ModelError(where, f"knobs[{i}]: needs name, min, max, default") from None
+        if not (math.isfinite(knob.minimum) and math.isfinite(knob.maximum)
+                and knob.minimum < knob.maximum and knob.minimum <= knob.default <= knob.maximum):
+            raise ModelError(where, f"knobs[{i}] ({knob.name}): range or default is not sane")
+        knobs.append(knob)
+    return knobs
+
+
+def _read_tensors(index, blob, where):
+    tensors = {}
+    for name, entry in index.items():
+        field = f"tensors.{name}"
+        try:
+            dtype = _DTYPES[entry["dtype"]]
+            shape = tuple(int(s) for s in entry["shape"])
+            offset = int(entry["offset"])
+        except (TypeError, KeyError, ValueError):
+            raise ModelError(where, f"{field}: needs dtype (f32|f16|i8), shape, offset") from None
+        count = math.prod(shape)
+        if any(s < 0 for s in shape) or count > _MAX_ELEMENTS:
+            raise ModelError(where, f"{field}: absurd shape {list(shape)}")
+        stored = _slice(blob, offset, count, dtype, where, field).reshape(shape)
+        scales = None
+        if dtype == _DTYPES["i8"]:
+            if "scales_offset" not in entry or len(shape) < 1:
+                raise ModelError(where, f"{field}: int8 tensor without scales_offset")
+            scales = _slice(blob, entry["scales_offset"], shape[0], _DTYPES["f32"], where,
+                            field + ".scales")
+        values = dequantize_tensor(stored, scales)
+        if not np.all(np.isfinite(values)):
+            raise ModelError(where, f"{field}: contains NaN or Inf")
+        tensors[name] = values
+    return tensors
+
+
+def _slice(blob, offset, count, dtype, where, field):
+    if not isinstance(offset, int) or offset < 0 or offset + count * dtype.itemsize > len(blob):
+        raise ModelError(where, f"{field}: data runs past the end of the file")
+    return np.frombuffer(blob, dtype, count, offset).copy()

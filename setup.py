@@ -1,0 +1,51 @@
+"""Build the pedal package: the Cython kernels, the pedal runtime and the desktop tools.
+
+    pip install .[device]   on the Raspberry Pi (no torch)
+    pip install .[train]    on the desktop (torch, NAM reference)
+"""
+import glob
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+
+def kernel_extensions():
+    """One extension module per kernels/*.pyx, importable as pedal.kernels.<name>."""
+    flags = ["-O3", "-fno-math-errno"]
+    exts = []
+    for src in sorted(glob.glob("kernels/*.pyx")):
+        name = os.path.splitext(os.path.basename(src))[0]
+        exts.append(Extension(
+            f"pedal.kernels.{name}", [src],
+            include_dirs=[numpy.get_include(), "kernels"],
+            extra_compile_args=flags,
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        ))
+    return cythonize(exts, include_path=["kernels"], language_level=3,
+                     compiler_directives={"boundscheck": False, "wraparound": False,
+                                          "cdivision": True, "initializedcheck": False})
+
+
+setup(
+    name="pedal",
+    version="0.1.0",
+    description="Neural guitar pedal for the Raspberry Pi: kernels, runtime and desktop tools",
+    python_requires=">=3.9",
+    packages=["pedal", "pedal.kernels", "pedal.tools"],
+    package_dir={"pedal": "pedal", "pedal.kernels": "kernels", "pedal.tools": "tools"},
+    package_data={"pedal": ["data/*"]},
+    ext_modules=kernel_extensions(),
+    install_requires=["numpy>=1.24", "scipy>=1.10", "soundfile>=0.12", "tqdm>=4.60"],
+    extras_require={
+        "device": ["pyalsaaudio>=0.10", "gpiozero>=2.0"],
+        "train": ["torch==2.13.0", "neural-amp-modeler>=0.10"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": [
+        "pedal=pedal.cli:main",
+        "pedal-convert=pedal.tools.convert:main",
+    ]},
+    zip_safe=False,
+)
