@@ -1,0 +1,67 @@
+"""Audio files in and out: float32 throughout, one clear error for anything unusable."""
+import os
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioFileError
+
+
+def read_audio(path):
+    """(samples float32 of shape (frames, channels), sample_rate)."""
+    try:
+        data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
+    except FileNotFoundError:
+        raise AudioFileError(path, "no such file") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioFileError(path, f"not a readable audio file ({e})") from None
+    if data.shape[0] == 0:
+        raise AudioFileError(path, "contains no audio frames")
+    if not np.all(np.isfinite(data)):
+        raise AudioFileError(path, "contains NaN or Inf samples")
+    return data, int(rate)
+
+
+def to_mono(data, path, channel=None):
+    """Mono from (frames, channels): a chosen channel, else the mean of all channels.
+
+    A guitar DI recorded as stereo is usually the same signal twice, or the guitar on one
+    side: `channel` picks one; averaging identical channels is lossless."""
+    if channel is None:
+        return data.mean(axis=1).astype(np.float32)
+    if not 0 <= channel < data.shape[1]:
+        raise AudioFileError(path, f"has {data.shape[1]} channels; channel {channel} "
+                                   f"does not exist")
+    return np.ascontiguousarray(data[:, channel])
+
+
+def write_audio(path, samples, rate, subtype="FLOAT"):
+    """Write atomically (temp file + rename): a crash never leaves half a file."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    ext = os.path.splitext(path)[1].lower() or ".wav"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
+    os.close(fd)
+    try:
+        if ext == ".flac" and subtype == "FLOAT":
+            subtype = "PCM_24"
+        sf.write(tmp, samples, rate, subtype=subtype)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def resample(x, rate_from, rate_to):
+    """Band-limited polyphase resampling (scipy), for whole files off the audio thread."""
+    if rate_from == rate_to:
+        return x
+    from math import gcd
+    from scipy.signal import resample_poly
+    g = gcd(int(rate_from), int(rate_to))
+    return resample_poly(x, rate_to // g, rate_from // g, axis=0).astype(np.float32)
