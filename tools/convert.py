@@ -1,0 +1,133 @@
+"""pedal-convert: any model (model.pt, .nam, RTNeural / AIDA-X / GuitarML JSON) -> .pedal.
+
+    pedal-convert SRC [-o OUT] [--quantize fp32|fp16|int8] [--verify]
+
+Reports the file size and what the quantization costs (ESR against fp32 on the standard test
+signal); --verify runs the independent reference (NAM's own code, torch) against the kernels.
+The output is written only once everything passed, and atomically.
+"""
+import argparse
+import hashlib
+import os
+import sys
+
+import numpy as np
+
+from pedal import __version__
+from pedal.arch import build
+from pedal.errors import PedalError
+from pedal import modelfile
+from pedal.render import stream
+from pedal.signals import esr, test_signal
+
+EXIT_USAGE = 2
+EXIT_VERIFY_FAILED = 1
+QUANT_WARN_ESR = 1e-4
+VERIFY_MAX_ABS = 1e-5
+VERIFY_BLOCK = 64
+
+
+def load_source(path):
+    """The Model in any source file; .pt needs torch, the rest is the pedal's own readers."""
+    if not os.path.exists(path):
+        raise PedalError(path, "no such file")
+    if path.endswith(".pt"):
+        from .nets import load_pt
+        model = load_pt(path)
+    else:
+        from pedal.formats import load_model
+        model = load_model(path)
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    model.provenance.update({"source": os.path.basename(path), "source_sha256": digest,
+                             "converter": f"pedal-convert {__version__}"})
+    return model
+
+
+def run_kernels(model, x, block=4096):
+    proc = build(model)
+    proc.reset(model.sample_rate, block)
+    return stream(proc, x, block)
+
+
+def quantization_cost(model, mode, x):
+    """ESR of the model rounded as `mode` stores it, against the fp32 model."""
+    if mode == "fp32":
+        return 0.0
+    return esr(run_kernels(model, x), run_kernels(modelfile.quantized(model, mode), x))
+
+
+def verify(src, model, stored, x, say):
+    """Kernels (fp32 and as stored) against the independent reference; True when they agree."""
+    from .reference import reference_output
+    knobs = [k.default for k in model.knobs]
+    ref = reference_output(src, x, knobs)
+    ours = run_kernels(model, x, VERIFY_BLOCK)
+    err = float(np.abs(ours - ref).max())
+    say(f"verify: kernels (fp32, blocks of {VERIFY_BLOCK}) vs reference: max abs error "
+        f"{err:.3g}, ESR {esr(ref, ours):.3g}")
+    if stored.quantization != "fp32":
+        q = run_kernels(stored, x, VERIFY_BLOCK)
+        say(f"verify: the written file ({stored.quantization}) vs reference: max abs error "
+            f"{float(np.abs(q - ref).max()):.3g}, ESR {esr(ref, q):.3g}")
+    return err <= VERIFY_MAX_ABS
+
+
+def convert(src, out, mode, do_verify, say=print):
+    model = load_source(src)
+    if model.provenance.get("sample_rate_assumed"):
+        say(f"note: {src} does not state its sample rate; assuming {model.sample_rate} Hz")
+    x = test_signal(model.sample_rate)
+    cost = quantization_cost(model, mode, x)
+    model.esr["quantization"] = cost
+    data = modelfile.encode(model, mode)
+    stored = modelfile.decode(data, out)
+    say(f"{mode}: {len(data)} bytes, {model.weight_count} weights; quantization ESR vs fp32 "
+        f"{cost:.2g} on the standard test signal")
+    if cost > QUANT_WARN_ESR:
+        say(f"warning: {mode} costs ESR {cost:.2g} (> {QUANT_WARN_ESR:g}); the difference may "
+            f"be audible; consider fp16 or fp32")
+    if do_verify and not verify(src, model, stored, x, say):
+        raise VerifyFailed(f"verification failed: kernels differ from the reference by more "
+                           f"than {VERIFY_MAX_ABS:g}; {out} not written")
+    modelfile.write_atomic(out, data)
+    say(f"wrote {out}")
+    return stored
+
+
+class VerifyFailed(Exception):
+    pass
+
+
+def default_output(src):
+    return os.path.splitext(src)[0] + ".pedal"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="pedal-convert", description=__doc__.split("\n\n")[0])
+    p.add_argument("src", help="model.pt, .nam, or RTNeural / AIDA-X / GuitarML .json")
+    p.add_argument("-o", "--output", help="output .pedal file (default: beside the source)")
+    p.add_argument("--quantize", choices=modelfile.QUANTIZATIONS, default="fp32")
+    p.add_argument("--verify", action="store_true",
+                   help="check the kernels against the independent reference implementation")
+    args = p.parse_args(argv)
+    out = args.output or default_output(args.src)
+    if os.path.abspath(out) == os.path.abspath(args.src):
+        print(f"pedal-convert: {out}: would overwrite the source", file=sys.stderr)
+        return EXIT_USAGE
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        print(f"pedal-convert: {out}: the output folder does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        convert(args.src, out, args.quantize, args.verify)
+    except PedalError as e:
+        print(f"pedal-convert: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except VerifyFailed as e:
+        print(f"pedal-convert: {e}", file=sys.stderr)
+        return EXIT_VERIFY_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
