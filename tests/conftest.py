@@ -1,0 +1,81 @@
+"""Shared fixtures: where the shared reference files live, and streaming a processor in blocks."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The "random" block schedule draws lengths from 1..RANDOM_MAX_BLOCK.
+RANDOM_MAX_BLOCK = 512
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    """The project's shared folder (../shared beside the checkout, else $PEDAL_SHARED)."""
+    candidates = [Path(__file__).resolve().parents[2] / "shared"]
+    if os.environ.get("PEDAL_SHARED"):
+        candidates.append(Path(os.environ["PEDAL_SHARED"]))
+    for path in candidates:
+        if path.is_dir():
+            return path
+    pytest.skip("shared folder not found (expected ../shared beside the checkout, "
+                "or set PEDAL_SHARED)")
+
+
+def block_lengths(total, block, seed=0):
+    """The block lengths that cover `total` frames: all `block` (last one shorter), or, for
+    "random", lengths drawn from 1..RANDOM_MAX_BLOCK with a fixed seed."""
+    if block == "random":
+        rng = np.random.default_rng(seed)
+        lengths = []
+        while sum(lengths) < total:
+            lengths.append(int(rng.integers(1, RANDOM_MAX_BLOCK + 1)))
+        lengths[-1] -= sum(lengths) - total
+        return lengths
+    return [block] * (total // block) + ([total % block] if total % block else [])
+
+
+def max_block(block):
+    return RANDOM_MAX_BLOCK if block == "random" else block
+
+
+def run_blocks(proc, x, block, sample_rate=48000, seed=0):
+    """reset(sample_rate, max_block), then x streamed through proc.process (mono, 1-D) or
+    proc.process_frames (2-D frames in rows) in the given block schedule."""
+    proc.reset(sample_rate, max_block(block))
+    x = np.ascontiguousarray(x, np.float32)
+    frames = x.ndim == 2
+    out_shape = (max_block(block), proc.out_channels) if frames else (max_block(block),)
+    buf = np.zeros(out_shape, np.float32)
+    y, pos = [], 0
+    for n in block_lengths(len(x), block, seed):
+        if frames:
+            proc.process_frames(x[pos:pos + n], buf[:n])
+        else:
+            proc.process(x[pos:pos + n], buf[:n])
+        y.append(buf[:n].copy())
+        pos += n
+    return np.concatenate(y)
+
+
+@pytest.fixture
+def stream():
+    return run_blocks
+
+
+def guitar_like(n, seed=0):
+    """A fixed test signal: decaying plucked partials plus noise, peaks near 1."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 48000.0
+    sig = np.zeros(n)
+    for start in range(0, n, 2400):
+        f = rng.uniform(80, 660)
+        env = np.exp(-np.clip(t - t[start], 0, None) * 6) * (t >= t[start])
+        sig += rng.uniform(0.2, 0.6) * env * np.sin(2 * np.pi * f * t + rng.uniform(0, 6))
+    sig += 0.05 * rng.standard_normal(n)
+    return (sig / np.abs(sig).max() * 0.95).astype(np.float32)
+
+
+@pytest.fixture
+def signal():
+    return guitar_like
