@@ -5,8 +5,8 @@ Config: {"layers": [{"channels", "kernel_size", "dilation", "activation", "alpha
 for a mono input; the last layer has 1 channel. Tensors: c{i}.w (out, in, k), c{i}.b (out)
 where bias is true (the default).
 """
-from . import (Architecture, MAX_CHANNELS, ModelError, need_int, need_list, need_tensor,
-               no_extra_tensors, register)
+from . import (Architecture, MAX_CHANNELS, ModelError, need_history, need_int, need_list,
+               need_number, need_tensor, no_extra_tensors, register)
 from .activations import canonical, code
 
 
@@ -16,15 +16,17 @@ class CNN(Architecture):
 
     def check(self, config, tensors, where):
         layers = need_list(config, "layers", where, "config.layers")
-        expected, cin = {}, 1
+        expected, cin, convs = {}, 1, []
         for i, lay in enumerate(layers):
             f = f"config.layers[{i}]"
             if not isinstance(lay, dict):
                 raise ModelError(where, f"{f}: expected an object")
             ch = need_int(lay, "channels", 1, MAX_CHANNELS, where, f + ".channels")
             k = need_int(lay, "kernel_size", 1, 64, where, f + ".kernel_size")
-            need_int(lay, "dilation", 1, 1 << 16, where, f + ".dilation")
+            d = need_int(lay, "dilation", 1, 1 << 16, where, f + ".dilation")
+            convs.append((cin, d, k))   # the history holds the layer's input channels
             canonical(lay.get("activation", ""), where, f + ".activation")
+            need_number(lay, "alpha", 0.01, where, f + ".alpha")
             expected[f"c{i}.w"] = (ch, cin, k)
             if lay.get("bias", True):
                 expected[f"c{i}.b"] = (ch,)
@@ -32,6 +34,7 @@ class CNN(Architecture):
         if cin != 1:
             raise ModelError(where, f"config.layers[{len(layers) - 1}].channels: the last layer "
                                     f"must give 1 output, not {cin}")
+        need_history(convs, where, "config.layers")
         for name, shape in expected.items():
             need_tensor(tensors, name, shape, where)
         no_extra_tensors(tensors, expected, where)

@@ -8,8 +8,8 @@ Tensors (PyTorch layouts and gate orders): r{l}.w_ih (g*h, in), r{l}.w_hh (g*h, 
 r{l}.b_ih, r{l}.b_hh (g*h), optional initial states r{l}.h0, r{l}.c0 (h); d{k}.w (out, in),
 d{k}.b (out). g is 4 for LSTM (i, f, g, o) and 3 for GRU (r, z, n).
 """
-from . import (Architecture, ModelError, need_int, need_list, need_tensor, no_extra_tensors,
-               register)
+from . import (Architecture, ModelError, need_int, need_list, need_number, need_tensor,
+               no_extra_tensors, register)
 from .activations import canonical, code
 
 MAX_HIDDEN = 1024
@@ -54,6 +54,7 @@ class Recurrent(Architecture):
             f = f"config.dense[{k}]"
             out = need_int(d, "size", 1, MAX_HIDDEN, where, f + ".size")
             canonical(d.get("activation", ""), where, f + ".activation")
+            need_number(d, "alpha", 0.01, where, f + ".alpha")
             expected.update({f"d{k}.w": (out, cin), f"d{k}.b": (out,)})
             cin = out
         if cin != 1:

@@ -9,8 +9,8 @@ z = 2*ch when gating, a{i}.l{j}.conv_b (z), a{i}.l{j}.mixer (z, cond), a{i}.l{j}
 (ch, ch), a{i}.l{j}.out_b (ch), a{i}.head_w (head, ch), a{i}.head_b (head) if head_bias;
 then head_scale (1).
 """
-from . import (Architecture, MAX_CHANNELS, ModelError, need_int, need_list, need_tensor,
-               no_extra_tensors, register)
+from . import (Architecture, MAX_CHANNELS, ModelError, need_history, need_int, need_list,
+               need_number, need_tensor, no_extra_tensors, register)
 from .activations import canonical, code
 
 GATINGS = ("none", "gated", "blended")
@@ -23,7 +23,8 @@ class WaveNet(Architecture):
     def check(self, config, tensors, where):
         arrays = need_list(config, "layer_arrays", where, "config.layer_arrays", hi=16)
         expected = {"head_scale": (1,)}
-        prev_head = None
+        prev_head = prev_ch = None
+        convs = []
         for i, arr in enumerate(arrays):
             f = f"config.layer_arrays[{i}]"
             if not isinstance(arr, dict):
@@ -34,24 +35,31 @@ class WaveNet(Architecture):
             head = need_int(arr, "head_size", 1, MAX_CHANNELS, where, f + ".head_size")
             if i == 0 and cin != 1:
                 raise ModelError(where, f"{f}.input_size: the first array takes the mono input")
+            if prev_ch is not None and cin != prev_ch:
+                # The kernel reads the previous array's residual output as this one's input.
+                raise ModelError(where, f"{f}.input_size: {cin} differs from the previous "
+                                        f"array's channels {prev_ch}")
             if prev_head is not None and prev_head != ch:
                 raise ModelError(where, f"{f}.channels: {ch} differs from the previous array's "
                                         f"head_size {prev_head}, which its head sum starts from")
-            prev_head = head
+            prev_head, prev_ch = head, ch
             expected[f"a{i}.rechannel"] = (ch, cin)
             for j, lay in enumerate(need_list(arr, "layers", where, f + ".layers")):
                 lf = f"{f}.layers[{j}]"
                 if not isinstance(lay, dict):
                     raise ModelError(where, f"{lf}: expected an object")
                 k = need_int(lay, "kernel_size", 1, 64, where, lf + ".kernel_size")
-                need_int(lay, "dilation", 1, 1 << 16, where, lf + ".dilation")
+                d = need_int(lay, "dilation", 1, 1 << 16, where, lf + ".dilation")
+                convs.append((ch, d, k))
                 canonical(lay.get("activation"), where, lf + ".activation")
+                need_number(lay, "alpha", 0.01, where, lf + ".alpha")
                 gating = lay.get("gating", "none")
                 if gating not in GATINGS:
                     raise ModelError(where, f"{lf}.gating: {gating!r}, expected one of {GATINGS}")
                 if gating != "none":
                     canonical(lay.get("gate_activation", "Sigmoid"), where,
                               lf + ".gate_activation")
+                    need_number(lay, "gate_alpha", 0.01, where, lf + ".gate_alpha")
                 z = 2 * ch if gating != "none" else ch
                 p = f"a{i}.l{j}."
                 expected.update({p + "conv_w": (z, ch, k), p + "conv_b": (z,),
@@ -63,6 +71,7 @@ class WaveNet(Architecture):
         if prev_head != 1:
             raise ModelError(where, f"config.layer_arrays[{len(arrays) - 1}].head_size: the last "
                                     f"head must give 1 output, not {prev_head}")
+        need_history(convs, where, "config.layer_arrays")
         for name, shape in expected.items():
             need_tensor(tensors, name, shape, where)
         no_extra_tensors(tensors, expected, where)

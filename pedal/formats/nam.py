@@ -4,10 +4,12 @@ The flat weight list is read in the order NAM's exporters write it; see the Wave
 readers below. Features of newer files that the kernels do not implement (FiLM, bottlenecks,
 grouped convolutions, a post-head network, slimmable containers) are refused by name.
 """
+import math
+
 import numpy as np
 
 from ..errors import ModelError
-from ..modelfile import Model
+from ..modelfile import Model, _sample_rate
 from ..arch.activations import canonical
 
 ASSUMED_RATE = 48000
@@ -48,7 +50,7 @@ def read_nam(doc, where):
         raise ModelError(where, f"version: {version!r}; files from 0.5 to 0.7 are supported")
     arch = doc.get("architecture")
     if arch not in _SUPPORTED:
-        feature = _FEATURES.get(arch, f"architecture {arch!r}")
+        feature = _FEATURES.get(arch if isinstance(arch, str) else "", f"architecture {arch!r}")
         raise ModelError(where, f"architecture: {feature} cannot be played yet "
                                 f"(supported: {', '.join(_SUPPORTED)})")
     config = doc.get("config")
@@ -59,20 +61,24 @@ def read_nam(doc, where):
         raise ModelError(where, "weights: missing or not a list")
     try:
         values = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
         raise ModelError(where, "weights: not a list of numbers") from None
     if values.ndim != 1:
         raise ModelError(where, "weights: not a flat list of numbers")
+    with np.errstate(over="ignore"):   # beyond float32's range becomes Inf: refused here
+        values = values.astype(np.float32)
     if not np.all(np.isfinite(values)):
         raise ModelError(where, f"weights: value {int(np.argmin(np.isfinite(values)))} "
-                                f"is NaN or Inf")
-    w = _Weights(values.astype(np.float32), where)
+                                f"is NaN or Inf (as float32)")
+    w = _Weights(values, where)
     if arch == "WaveNet":
         arch_name, cfg, tensors = "WaveNet", *_wavenet(config, w, where)
     else:
         arch_name, cfg, tensors = "Recurrent", *_lstm(config, w, where)
     w.finish()
     rate = doc.get("sample_rate")
+    if rate is not None:
+        rate = _sample_rate(rate, where)
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     model = Model(arch_name, cfg, tensors, sample_rate=ASSUMED_RATE if rate is None else rate,
                   calibration=_calibration(meta), esr=_esr(meta), metadata=_card(meta),
@@ -106,22 +112,33 @@ def _activation(spec, where, field):
         if params:
             raise ModelError(where, f"{field}: activation parameters {sorted(params)} "
                                     f"are not supported")
+        if alpha is not None and _finite(alpha) is None:
+            raise ModelError(where, f"{field}.negative_slope: {alpha!r} is not a finite number")
         return name, 0.01 if alpha is None else float(alpha)
     return canonical(spec, where, field), 0.01
 
 
+def _switch(arr, key, where, f):
+    """A 0.7 feature block such as {"active": true, "groups": 1}, {} where absent."""
+    value = arr.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ModelError(where, f"{f}.{key}: expected an object")
+    return value or {}
+
+
 def _refuse_inactive(arr, ch, where, f):
     """Refuse 0.7 features that A1-equivalent files leave switched off."""
+    layer1x1, head1x1 = _switch(arr, "layer1x1", where, f), _switch(arr, "head1x1", where, f)
     if arr.get("bottleneck", ch) != ch:
         raise ModelError(where, f"{f}.bottleneck: bottleneck layers are not supported yet")
     for key in ("groups_input", "groups_input_mixin"):
         if arr.get(key, 1) != 1:
             raise ModelError(where, f"{f}.{key}: grouped convolutions are not supported yet")
-    if not (arr.get("layer1x1") or {"active": True}).get("active", True):
+    if not layer1x1.get("active", True):
         raise ModelError(where, f"{f}.layer1x1: layers without the 1x1 are not supported yet")
-    if (arr.get("layer1x1") or {}).get("groups", 1) != 1:
+    if layer1x1.get("groups", 1) != 1:
         raise ModelError(where, f"{f}.layer1x1.groups: grouped 1x1 is not supported yet")
-    if (arr.get("head1x1") or {}).get("active", False):
+    if head1x1.get("active", False):
         raise ModelError(where, f"{f}.head1x1: the head 1x1 is not supported yet")
     for key, value in arr.items():
         if key.endswith("_film") and isinstance(value, dict) and value.get("active"):
@@ -235,10 +252,19 @@ def _lstm(config, w, where):
     return cfg, tensors
 
 
+def _finite(v):
+    """float(v) for a finite JSON number (huge ints included), else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        v = float(v)
+    except OverflowError:
+        return None
+    return v if math.isfinite(v) else None
+
+
 def _number(meta, key):
-    v = meta.get(key)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) \
-        and np.isfinite(v) else None
+    return _finite(meta.get(key))
 
 
 def _calibration(meta):

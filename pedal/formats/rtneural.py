@@ -7,8 +7,9 @@ Both become the Recurrent architecture with PyTorch layouts: Keras stores input 
 import numpy as np
 
 from ..errors import ModelError
-from ..modelfile import Knob, Model
+from ..modelfile import Knob, Model, _sample_rate
 from ..arch.activations import canonical
+from .nam import _finite
 
 ASSUMED_RATE = 48000
 GUITARML_ASSUMED_RATE = 44100   # NeuralPi / Proteus captures are recorded at 44.1 kHz
@@ -25,13 +26,15 @@ def is_guitarml(doc):
 def _array(value, shape, where, field):
     try:
         a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
         raise ModelError(where, f"{field}: not a numeric array") from None
     if a.shape != tuple(shape):
         raise ModelError(where, f"{field}: shape {list(a.shape)}, expected {list(shape)}")
+    with np.errstate(over="ignore"):   # beyond float32's range becomes Inf: refused here
+        a = a.astype(np.float32)
     if not np.all(np.isfinite(a)):
-        raise ModelError(where, f"{field}: contains NaN or Inf")
-    return a.astype(np.float32)
+        raise ModelError(where, f"{field}: contains NaN or Inf (as float32)")
+    return a
 
 
 def _size(value, where, field, hi=1024):
@@ -49,9 +52,9 @@ def _rate(value, default, where, field):
         return default, True
     try:
         rate = int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # OverflowError: 10**400, inf
         raise ModelError(where, f"{field}: {value!r} is not a sample rate") from None
-    return rate, False
+    return _sample_rate(rate, where, field), False
 
 
 def _gru_rows_from_keras(m, hid):
@@ -140,9 +143,9 @@ def read_rtneural(doc, where):
                   provenance={"source_format": "rtneural json"},
                   metadata={k: str(v) for k, v in meta.items()
                             if k in ("name", "author", "brand", "model", "type")})
-    esr = meta.get("esr")
-    if isinstance(esr, (int, float)) and not isinstance(esr, bool) and np.isfinite(esr):
-        model.esr["validation"] = float(esr)
+    esr = _finite(meta.get("esr"))
+    if esr is not None:
+        model.esr["validation"] = esr
     if assumed:
         model.provenance["sample_rate_assumed"] = True
     return model
