@@ -2,12 +2,12 @@
 
 Layout (little-endian):
     b"PEDALMDL"  u32 format version  u32 header length  header (UTF-8 JSON)
-    zero padding to a multiple of 64, then the tensor data, each tensor 64-byte aligned
+    zero padding to a multiple of 16, then the tensor data, each tensor 16-byte aligned
     u32 CRC-32 of every byte before it
 
 The header holds the architecture and its config, the sample rate, the quantization, the
-knobs, level calibration, provenance and measured ESR, and for each tensor its dtype, shape
-and offset into the data. Quantized tensors are expanded to float32 on load: the kernels
+knobs, level calibration, provenance and measured ESR, for each tensor its dtype, shape and
+offset into the data, and data_bytes, the length of the data. Quantized tensors are expanded to float32 on load: the kernels
 always compute in float32. Vectors (biases, initial states) are never quantized.
 """
 import dataclasses
@@ -24,11 +24,12 @@ from .errors import ModelError
 
 MAGIC = b"PEDALMDL"
 FORMAT_VERSION = 1
-ALIGN = 64
+ALIGN = 16
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 _DTYPES = {"f32": np.dtype("<f4"), "f16": np.dtype("<f2"), "i8": np.dtype("i1")}
 _MAX_HEADER = 64 << 20
 _MAX_ELEMENTS = 1 << 28
+_MAX_DIMS = 8
 
 
 @dataclasses.dataclass
@@ -128,8 +129,12 @@ def encode(model, quantization=None):
         "esr": model.esr,
         "metadata": model.metadata,
         "tensors": index,
+        "data_bytes": offset,
     }
-    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as e:   # NaN or a non-JSON value in config or metadata
+        raise ModelError("model", f"header: cannot be stored as JSON ({e})") from None
     prefix = MAGIC + struct.pack("<II", FORMAT_VERSION, len(head)) + head
     prefix += b"\0" * (-len(prefix) % ALIGN)
     body = prefix + b"".join(blobs)
@@ -144,10 +149,12 @@ def save(model, path, quantization=None):
 
 
 def write_atomic(path, data):
+    """Temp file in the same folder, fsync, rename: readers see the old file or the new."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -157,6 +164,12 @@ def write_atomic(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def is_model_file(path):
@@ -194,10 +207,16 @@ def decode(data, where="<bytes>"):
         header = json.loads(data[16:16 + head_len].decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise ModelError(where, f"header: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ModelError(where, "header: JSON nested too deeply") from None
     if not isinstance(header, dict):
         raise ModelError(where, "header: not a JSON object")
     data_start = 16 + head_len + (-(16 + head_len) % ALIGN)
     blob = memoryview(data)[data_start:len(data) - 4]
+    # The checksum cannot catch a writer that laid the data out differently; the size can.
+    if header.get("data_bytes") != len(blob):
+        raise ModelError(where, f"data_bytes: the header describes {header.get('data_bytes')!r} "
+                                f"bytes of tensor data, the file holds {len(blob)}")
     model = Model(
         architecture=_field(header, "architecture", str, where),
         config=_field(header, "config", dict, where),
@@ -227,10 +246,10 @@ def _field(header, key, kind, where, default=None):
     return value
 
 
-def _sample_rate(value, where):
+def _sample_rate(value, where, field="sample_rate"):
     if not isinstance(value, (int, float)) or isinstance(value, bool) \
             or not 8000 <= value <= 384000 or value != int(value):
-        raise ModelError(where, f"sample_rate: {value!r} is not a sample rate in 8000..384000")
+        raise ModelError(where, f"{field}: {value!r} is not a sample rate in 8000..384000")
     return int(value)
 
 
@@ -241,7 +260,7 @@ def _knobs(items, where):
     for i, k in enumerate(items):
         try:
             knob = Knob(str(k["name"]), float(k["min"]), float(k["max"]), float(k["default"]))
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):
             raise ModelError(where, f"knobs[{i}]: needs name, min, max, default") from None
         if not (math.isfinite(knob.minimum) and math.isfinite(knob.maximum)
                 and knob.minimum < knob.maximum and knob.minimum <= knob.default <= knob.maximum):
@@ -258,19 +277,23 @@ def _read_tensors(index, blob, where):
             dtype = _DTYPES[entry["dtype"]]
             shape = tuple(int(s) for s in entry["shape"])
             offset = int(entry["offset"])
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, OverflowError):
             raise ModelError(where, f"{field}: needs dtype (f32|f16|i8), shape, offset") from None
         count = math.prod(shape)
-        if any(s < 0 for s in shape) or count > _MAX_ELEMENTS:
+        # Each dimension too: [0, 10**30] has no elements but no array can take that shape.
+        if len(shape) > _MAX_DIMS or any(not 0 <= s <= _MAX_ELEMENTS for s in shape) \
+                or count > _MAX_ELEMENTS:
             raise ModelError(where, f"{field}: absurd shape {list(shape)}")
         stored = _slice(blob, offset, count, dtype, where, field).reshape(shape)
         scales = None
         if dtype == _DTYPES["i8"]:
-            if "scales_offset" not in entry or len(shape) < 1:
-                raise ModelError(where, f"{field}: int8 tensor without scales_offset")
+            if "scales_offset" not in entry or len(shape) < 1 or count == 0:
+                raise ModelError(where, f"{field}: int8 tensor without scales_offset "
+                                        f"or without elements")
             scales = _slice(blob, entry["scales_offset"], shape[0], _DTYPES["f32"], where,
                             field + ".scales")
-        values = dequantize_tensor(stored, scales)
+        with np.errstate(over="ignore", invalid="ignore"):   # Inf or NaN: refused below
+            values = dequantize_tensor(stored, scales)
         if not np.all(np.isfinite(values)):
             raise ModelError(where, f"{field}: contains NaN or Inf")
         tensors[name] = values
