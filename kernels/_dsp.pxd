@@ -4,7 +4,7 @@
 # i.e. frame t's channel vector is contiguous at [t*c : t*c + c]. Weights of a 1x1 layer
 # (out x in) are stored column-major too, so one sgemm serves a whole block.
 
-from libc.math cimport tanhf, expf, fabsf
+from libc.math cimport fabsf
 from libc.string cimport memmove, memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, sgemv
 
@@ -23,11 +23,48 @@ cdef enum:
 
 cdef enum:
     # Below this many multiply-adds per frame a plain loop beats the BLAS call overhead.
-    DIRECT_MACS = 64
+    DIRECT_MACS = 16
+
+
+cdef union _FloatBits:
+    float f
+    int i
+
+
+cdef inline float exp_f32(float y) noexcept nogil:
+    """e**y to about 6e-8 relative error, written without branches or library calls so that
+    loops over it vectorize (with -fno-trapping-math); glibc's expf/tanhf do not.
+
+    y = n*ln2 + r with |r| <= ln2/2 (ln2 split in two for exactness), e**r by its Taylor
+    series to r**7, and 2**n assembled in the exponent bits."""
+    cdef float t, r, p
+    cdef int n
+    cdef _FloatBits scale
+    y = y if y < 87 else 87
+    y = y if y > -87 else -87
+    t = (y * <float>1.4426950408889634 + <float>12582912.0) - <float>12582912.0  # round
+    n = <int>t
+    r = y - n * <float>0.693145751953125
+    r = r - n * <float>1.428606765330187e-06
+    p = 1 + r * (1 + r * (<float>0.5 + r * (<float>0.16666666666666666 + r * (
+        <float>0.041666666666666664 + r * (<float>0.008333333333333333 + r * (
+            <float>0.001388888888888889 + r * <float>0.0001984126984126984))))))
+    scale.i = (n + 127) << 23
+    return p * scale.f
+
+
+cdef inline float tanh_f32(float x) noexcept nogil:
+    """tanh to within 1e-7 absolute; vectorizes like exp_f32. Beyond |x| = 9 tanh rounds
+    to +-1 in float32, and the clamp keeps exp(-2x) finite."""
+    cdef float e
+    x = x if x < 9 else 9
+    x = x if x > -9 else -9
+    e = exp_f32(-2 * x)
+    return (1 - e) / (1 + e)
 
 
 cdef inline float sigmoidf(float x) noexcept nogil:
-    return 1.0 / (1.0 + expf(-x))
+    return 1 / (1 + exp_f32(-x))
 
 
 cdef inline float fast_tanhf(float x) noexcept nogil:
@@ -45,7 +82,7 @@ cdef inline void activate(int kind, float alpha, float* z, Py_ssize_t count) noe
     cdef float v
     if kind == ACT_TANH:
         for i in range(count):
-            z[i] = tanhf(z[i])
+            z[i] = tanh_f32(z[i])
     elif kind == ACT_RELU:
         for i in range(count):
             if z[i] < 0:
@@ -85,20 +122,23 @@ cdef inline void matmul(int m, int n, int k, const float* a, int lda, const floa
                         float beta, float* c, int ldc) noexcept nogil:
     """c (m x n) = beta*c + a (m x k) @ b (k x n), all column-major. beta 0 never reads c."""
     cdef int i, j, p
-    cdef float acc
+    cdef float bv
+    cdef float* cj
+    cdef const float* ap
     cdef float one = 1.0
     cdef char no = b'N'
     if m * k > DIRECT_MACS:
         sgemm(&no, &no, &m, &n, &k, &one, <float*>a, &lda, <float*>b, &ldb, &beta, c, &ldc)
         return
     for j in range(n):
+        cj = c + j * ldc
         for i in range(m):
-            acc = 0
-            for p in range(k):
-                acc = acc + a[i + p * lda] * b[p + j * ldb]
-            if beta != 0:
-                acc = acc + beta * c[i + j * ldc]
-            c[i + j * ldc] = acc
+            cj[i] = 0 if beta == 0 else beta * cj[i]
+        for p in range(k):
+            bv = b[p + j * ldb]
+            ap = a + p * lda
+            for i in range(m):        # contiguous in i: vectorizes
+                cj[i] += ap[i] * bv
 
 
 cdef inline void matvec_rows(int m, int k, const float* w, const float* x, float* y) noexcept nogil:
@@ -173,4 +213,21 @@ cdef inline void conv_output(Conv* c, int n, float* y, bint add) noexcept nogil:
     for k in range(c.ksize):
         matmul(c.cout, n, c.cin, c.w + k * c.cout * c.cin, c.cout,
                c.buf + (c.pos - c.dil * (c.ksize - 1 - k)) * c.cin, c.cin, beta, y, c.cout)
+    c.pos += n
+
+
+cdef inline void conv_gather(Conv* c, int n, float* cols, int ld) noexcept nogil:
+    """For each frame t of the block just written, its ksize taps side by side (ksize*cin
+    floats) at column t of `cols` (ld floats apart): one matrix product then does the whole
+    convolution. Consumes the block."""
+    cdef int t, k, i, cin = c.cin
+    cdef float* dst
+    cdef const float* src
+    for t in range(n):
+        for k in range(c.ksize):
+            # a plain loop: a libc memcpy call per tap costs more than the copy
+            dst = cols + t * ld + k * cin
+            src = c.buf + (c.pos + t - c.dil * (c.ksize - 1 - k)) * cin
+            for i in range(cin):
+                dst[i] = src[i]
     c.pos += n

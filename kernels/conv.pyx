@@ -67,7 +67,7 @@ cdef class ConvStack:
             s.conv.cin, s.conv.cout = l["in_channels"], l["channels"]
             s.conv.ksize, s.conv.dil = l["kernel_size"], l["dilation"]
             s.conv.hist = l["dilation"] * (l["kernel_size"] - 1)
-            s.conv.length = s.conv.hist + max(max_block, 2048)
+            s.conv.length = s.conv.hist + 4 * max_block
             s.conv.pos = s.conv.hist
             s.conv.buf = self._hold(np.zeros(s.conv.length * s.conv.cin, np.float32))
             s.conv.w = self._hold(np.asarray(self._tensors[f"c{i}.w"], np.float32).transpose(2, 1, 0))

@@ -9,8 +9,7 @@ Input row 0 is the audio sample, rows 1.. are knob values (set_knob).
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
-from libc.math cimport tanhf
-from _dsp cimport matmul, matvec_rows, activate, set_bias, add_bias, sigmoidf
+from _dsp cimport matmul, matvec_rows, activate, set_bias, add_bias, sigmoidf, tanh_f32
 
 
 cdef struct Rnn:
@@ -203,10 +202,10 @@ cdef class Recurrent:
             for i in range(H):
                 ig = sigmoidf(g[i])
                 fg = sigmoidf(g[H + i])
-                cg = tanhf(g[2 * H + i])
+                cg = tanh_f32(g[2 * H + i])
                 og = sigmoidf(g[3 * H + i])
                 r.c[i] = fg * r.c[i] + ig * cg
-                r.h[i] = og * tanhf(r.c[i])
+                r.h[i] = og * tanh_f32(r.c[i])
             memcpy(r.out + t * H, r.h, H * sizeof(float))
 
     cdef void _gru(self, Rnn* r, const float* src, int n) noexcept nogil:
@@ -222,6 +221,6 @@ cdef class Recurrent:
             for i in range(H):
                 rg = sigmoidf(g[i] + r.hh[i])
                 zg = sigmoidf(g[H + i] + r.hh[H + i])
-                ng = tanhf(g[2 * H + i] + rg * r.hh[2 * H + i])
+                ng = tanh_f32(g[2 * H + i] + rg * r.hh[2 * H + i])
                 r.h[i] = (1 - zg) * ng + zg * r.h[i]
             memcpy(r.out + t * H, r.h, H * sizeof(float))

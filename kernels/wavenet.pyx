@@ -10,12 +10,14 @@ the model output. The condition is the model input.
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
-from _dsp cimport Conv, conv_input, conv_output, matmul, activate, add_bias, set_bias
+from _dsp cimport Conv, conv_input, conv_gather, matmul, activate, add_bias, set_bias
 
 
 cdef struct Layer:
-    Conv conv
-    const float* mixer     # (zc x cond) column-major
+    Conv conv              # the input history; conv.w is unused (see fused)
+    const float* fused     # (zc x width): the conv taps, the input mixer and the bias as one
+                           # column-major matrix, applied to [taps; condition; 1] columns
+    int width              # ksize*ch + cond + 1
     const float* out_w     # (ch x ch) column-major
     const float* out_b
     int act
@@ -57,6 +59,7 @@ cdef class WaveNet:
     cdef float head_scale
     cdef int max_block
     cdef float* z
+    cdef float* cols       # width x max_block: the gathered columns of the current layer
     cdef float* a
     cdef float* headacc
     cdef list _keep
@@ -110,7 +113,7 @@ cdef class WaveNet:
         self.narrays = len(self._spec)
         self.arrays = <Array*>PyMem_Malloc(self.narrays * sizeof(Array))
         memset(self.arrays, 0, self.narrays * sizeof(Array))
-        maxz = 1
+        maxz = maxw = 1
         for i, spec in enumerate(self._spec):
             arr = &self.arrays[i]
             arr.cin, arr.cond = spec["input_size"], spec["condition_size"]
@@ -129,20 +132,27 @@ cdef class WaveNet:
                 maxz = max(maxz, zc)
                 lay.gating, lay.act, lay.alpha = ls["gating"], ls["act"], ls["alpha"]
                 lay.gate_act, lay.gate_alpha = ls.get("gate_act", 0), ls.get("gate_alpha", 0.0)
-                lay.mixer = self._hold(_colmajor(t[p + "mixer"]))
+                k = ls["kernel_size"]
+                w = np.asarray(t[p + "conv_w"], np.float32)            # (zc, ch, k)
+                lay.fused = self._hold(np.concatenate([
+                    w.transpose(2, 1, 0).reshape(k * arr.ch, zc),      # tap-major rows
+                    np.asarray(t[p + "mixer"], np.float32).T,          # (cond, zc)
+                    np.asarray(t[p + "conv_b"], np.float32)[None, :]]))
+                lay.width = k * arr.ch + arr.cond + 1
+                maxw = max(maxw, lay.width)
                 lay.out_w = self._hold(_colmajor(t[p + "out_w"]))
                 lay.out_b = self._hold(t[p + "out_b"])
-                # conv weight (zc, ch, k) -> k taps of column-major (zc x ch)
-                lay.conv.w = self._hold(np.asarray(t[p + "conv_w"], np.float32).transpose(2, 1, 0))
-                lay.conv.bias = self._hold(t[p + "conv_b"])
+                lay.conv.w = NULL
+                lay.conv.bias = NULL
                 lay.conv.cin, lay.conv.cout = arr.ch, zc
                 lay.conv.ksize, lay.conv.dil = ls["kernel_size"], ls["dilation"]
                 lay.conv.hist = ls["dilation"] * (ls["kernel_size"] - 1)
-                lay.conv.length = lay.conv.hist + max(max_block, 2048)
+                lay.conv.length = lay.conv.hist + 4 * max_block
                 lay.conv.pos = lay.conv.hist
                 lay.conv.buf = self._zeros(lay.conv.length * arr.ch)
         maxch = max(s["channels"] for s in self._spec)
         self.z = self._zeros(maxz * max_block)
+        self.cols = self._zeros(maxw * max_block)
         self.a = self._zeros(maxch * max_block)
         self.headacc = self._zeros(maxch * max_block)
         self.prewarm()
@@ -169,7 +179,7 @@ cdef class WaveNet:
             self._run(&inp[0], &out[0], n)
 
     cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
-        cdef int i, j, t, c, ch, zc
+        cdef int i, j, t, c, ch, zc, w, taps
         cdef Array* arr
         cdef Layer* lay
         cdef const float* src = x
@@ -188,10 +198,15 @@ cdef class WaveNet:
                 memcpy(self.headacc, self.arrays[i - 1].head_out, ch * n * sizeof(float))
             for j in range(arr.nlayers):
                 lay = &arr.layers[j]
-                zc = lay.conv.cout
+                zc, w = lay.conv.cout, lay.width
+                taps = w - arr.cond - 1
                 xin = lay.conv.buf + lay.conv.pos * ch
-                conv_output(&lay.conv, n, self.z, False)
-                matmul(zc, n, arr.cond, lay.mixer, zc, x, arr.cond, 1.0, self.z, zc)
+                conv_gather(&lay.conv, n, self.cols, w)
+                for t in range(n):
+                    for c in range(arr.cond):
+                        self.cols[t * w + taps + c] = x[t * arr.cond + c]
+                    self.cols[t * w + w - 1] = 1
+                matmul(zc, n, w, lay.fused, zc, self.cols, w, 0.0, self.z, zc)
                 if lay.gating:
                     act = self.a
                     self._gate(lay, n, ch)
