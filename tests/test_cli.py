@@ -120,7 +120,8 @@ def test_demo_renders_the_bundled_clip(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     y, rate = sf.read(tmp_path / "demo-rendered.wav")
-    clip, clip_rate = sf.read(cli.__import__("pedal.models").models.demo_clip())
+    from pedal import models
+    clip, clip_rate = sf.read(models.demo_clip())
     assert rate == clip_rate and len(y) == len(clip)
     assert str(tmp_path) in out and np.abs(y).max() > 0.01
 

@@ -58,19 +58,29 @@ def quantization_cost(model, mode, x):
 
 
 def verify(src, model, stored, x, say):
-    """Kernels (fp32 and as stored) against the independent reference; True when they agree."""
+    """Kernels (fp32 and as stored) against the independent reference; True when they agree.
+
+    The reference runs twice: as its framework runs it (float32) and in float64. Against
+    the float64 answer, the kernels pass within VERIFY_MAX_ABS, or, on large models where
+    float32 rounding alone exceeds that, when they are no further from it than the float32
+    reference itself is."""
     from .reference import reference_output
     knobs = [k.default for k in model.knobs]
-    ref = reference_output(src, x, knobs)
+    ref32 = reference_output(src, x, knobs)
+    exact = reference_output(src, x, knobs, exact=True)
     ours = run_kernels(model, x, VERIFY_BLOCK)
-    err = float(np.abs(ours - ref).max())
+    err = float(np.abs(ours - ref32).max())
+    err_exact = float(np.abs(ours - exact).max())
+    floor = float(np.abs(ref32 - exact).max())
     say(f"verify: kernels (fp32, blocks of {VERIFY_BLOCK}) vs reference: max abs error "
-        f"{err:.3g}, ESR {esr(ref, ours):.3g}")
+        f"{err:.3g}, ESR {esr(ref32, ours):.3g}")
+    say(f"verify: against the float64 reference: kernels {err_exact:.3g}, the float32 "
+        f"reference itself {floor:.3g}")
     if stored.quantization != "fp32":
         q = run_kernels(stored, x, VERIFY_BLOCK)
         say(f"verify: the written file ({stored.quantization}) vs reference: max abs error "
-            f"{float(np.abs(q - ref).max()):.3g}, ESR {esr(ref, q):.3g}")
-    return err <= VERIFY_MAX_ABS
+            f"{float(np.abs(q - ref32).max()):.3g}, ESR {esr(ref32, q):.3g}")
+    return err <= VERIFY_MAX_ABS or err_exact <= max(VERIFY_MAX_ABS, floor)
 
 
 def convert(src, out, mode, do_verify, say=print):

@@ -280,11 +280,11 @@ def net_from_model(model):
     return net.eval()
 
 
-def reference_output_pt(path, x, knobs=()):
+def reference_output_pt(path, x, knobs=(), dtype=torch.float32):
     """The checkpoint's own torch net on the whole signal in one call."""
     model = load_pt(path)
-    net = net_from_model(model)
+    net = net_from_model(model).to(dtype)
     values = list(knobs) or [k.default for k in model.knobs]
     with torch.no_grad():
-        k = torch.tensor([values], dtype=torch.float32) if values else None
-        return net(torch.from_numpy(np.asarray(x, np.float32))[None], k)[0].numpy()
+        k = torch.tensor([values], dtype=dtype) if values else None
+        return net(torch.from_numpy(np.asarray(x, np.float32)).to(dtype)[None], k)[0].numpy()

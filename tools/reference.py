@@ -23,14 +23,26 @@ from torch import nn
 __all__ = ["reference_output"]
 
 
-def reference_output(path, x, knobs=()):
-    """float32 array, one output sample per sample of `x`: what the model in `path` computes
-    for the whole mono signal `x`, with constant knob values `knobs` (input columns after the
-    audio sample) for conditioned recurrent models."""
+def reference_output(path, x, knobs=(), exact=False):
+    """One output sample per sample of `x`: what the model in `path` computes for the whole
+    mono signal `x`, with constant knob values `knobs` (input columns after the audio
+    sample) for conditioned recurrent models. float32 as the model runs in its own framework,
+    or, with `exact`, the same computation in float64 (the rounding-free answer both float32
+    implementations approximate)."""
     path = os.fspath(path)
+    dtype = torch.float64 if exact else torch.float32
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return _reference(path, x, knobs, dtype)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _reference(path, x, knobs, dtype):
     if path.endswith(".pt"):
         from pedal.tools.nets import reference_output_pt
-        return reference_output_pt(path, x, knobs)
+        return reference_output_pt(path, x, knobs, dtype)
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(-1))
     knobs = [float(k) for k in knobs]
     with open(path, "r", encoding="utf-8") as f:
@@ -49,10 +61,10 @@ def reference_output(path, x, knobs=()):
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            y = make(doc, path, knobs)(torch.from_numpy(x))
+            y = make(doc, path, knobs)(torch.from_numpy(x).to(dtype))
     finally:
         torch.set_num_threads(threads)
-    y = y.detach().numpy().astype(np.float32).reshape(-1)
+    y = y.detach().numpy().reshape(-1)
     if y.shape[0] != x.shape[0]:
         raise AssertionError(f"{path}: reference gave {y.shape[0]} samples for {x.shape[0]}")
     return y
@@ -145,7 +157,7 @@ _KERAS_ACTIVATIONS = {"": nn.Identity, "linear": nn.Identity, "tanh": nn.Tanh, "
 
 
 def _t(a):
-    return torch.tensor(np.asarray(a, dtype=np.float32))
+    return torch.tensor(np.asarray(a, dtype=np.float32)).to(torch.get_default_dtype())
 
 
 def _keras_gru_to_torch(m, hid):
