@@ -36,17 +36,19 @@ cdef inline float exp_f32(float y) noexcept nogil:
     loops over it vectorize (with -fno-trapping-math); glibc's expf/tanhf do not.
 
     y = n*ln2 + r with |r| <= ln2/2 (ln2 split in two for exactness), e**r by its Taylor
-    series to r**7, and 2**n assembled in the exponent bits."""
+    series to r**7, and 2**n assembled in the exponent bits. Every constant is cast to float:
+    Cython writes bare literals as doubles, which would drag the loop into double math."""
     cdef float t, r, p
     cdef int n
     cdef _FloatBits scale
-    y = y if y < 87 else 87
-    y = y if y > -87 else -87
+    cdef float one = 1
+    y = y if y < <float>87 else <float>87
+    y = y if y > <float>-87 else <float>-87
     t = (y * <float>1.4426950408889634 + <float>12582912.0) - <float>12582912.0  # round
     n = <int>t
     r = y - n * <float>0.693145751953125
     r = r - n * <float>1.428606765330187e-06
-    p = 1 + r * (1 + r * (<float>0.5 + r * (<float>0.16666666666666666 + r * (
+    p = one + r * (one + r * (<float>0.5 + r * (<float>0.16666666666666666 + r * (
         <float>0.041666666666666664 + r * (<float>0.008333333333333333 + r * (
             <float>0.001388888888888889 + r * <float>0.0001984126984126984))))))
     scale.i = (n + 127) << 23
@@ -57,23 +59,26 @@ cdef inline float tanh_f32(float x) noexcept nogil:
     """tanh to within 1e-7 absolute; vectorizes like exp_f32. Beyond |x| = 9 tanh rounds
     to +-1 in float32, and the clamp keeps exp(-2x) finite."""
     cdef float e
-    x = x if x < 9 else 9
-    x = x if x > -9 else -9
-    e = exp_f32(-2 * x)
-    return (1 - e) / (1 + e)
+    cdef float one = 1
+    x = x if x < <float>9 else <float>9
+    x = x if x > <float>-9 else <float>-9
+    e = exp_f32(<float>-2 * x)
+    return (one - e) / (one + e)
 
 
 cdef inline float sigmoidf(float x) noexcept nogil:
-    return 1 / (1 + exp_f32(-x))
+    cdef float one = 1
+    return one / (one + exp_f32(-x))
 
 
 cdef inline float fast_tanhf(float x) noexcept nogil:
     # Rational approximation used by NAM's plugin (max error about 4e-4).
     cdef float x2 = x * x
-    return (x * (2.45550750702956 + 2.45550750702956 * fabsf(x)
-                 + (0.893229853513558 + 0.821226666969744 * fabsf(x)) * x2)
-            / (2.44506634652299 + (2.44506634652299 + x2)
-               * fabsf(x + 0.814642734961073 * x * fabsf(x))))
+    cdef float ax = fabsf(x)
+    return (x * (<float>2.45550750702956 + <float>2.45550750702956 * ax
+                 + (<float>0.893229853513558 + <float>0.821226666969744 * ax) * x2)
+            / (<float>2.44506634652299 + (<float>2.44506634652299 + x2)
+               * fabsf(x + <float>0.814642734961073 * x * ax)))
 
 
 cdef inline void activate(int kind, float alpha, float* z, Py_ssize_t count) noexcept nogil:
@@ -85,18 +90,14 @@ cdef inline void activate(int kind, float alpha, float* z, Py_ssize_t count) noe
             z[i] = tanh_f32(z[i])
     elif kind == ACT_RELU:
         for i in range(count):
-            if z[i] < 0:
-                z[i] = 0
+            z[i] = z[i] if z[i] > 0 else <float>0
     elif kind == ACT_LEAKY_RELU:
         for i in range(count):
-            if z[i] < 0:
-                z[i] = alpha * z[i]
+            z[i] = z[i] if z[i] > 0 else alpha * z[i]
     elif kind == ACT_HARDTANH:
         for i in range(count):
-            if z[i] > 1:
-                z[i] = 1
-            elif z[i] < -1:
-                z[i] = -1
+            v = z[i] if z[i] < <float>1 else <float>1
+            z[i] = v if v > <float>-1 else <float>-1
     elif kind == ACT_SIGMOID:
         for i in range(count):
             z[i] = sigmoidf(z[i])
@@ -108,14 +109,14 @@ cdef inline void activate(int kind, float alpha, float* z, Py_ssize_t count) noe
             z[i] = z[i] * sigmoidf(z[i])
     elif kind == ACT_SOFTSIGN:
         for i in range(count):
-            z[i] = z[i] / (1 + fabsf(z[i]))
+            z[i] = z[i] / (<float>1 + fabsf(z[i]))
     elif kind == ACT_LEAKY_HARDTANH:
         for i in range(count):
             v = z[i]
-            if v > 1:
-                z[i] = 1 + alpha * (v - 1)
-            elif v < -1:
-                z[i] = -1 + alpha * (v + 1)
+            if v > <float>1:
+                z[i] = <float>1 + alpha * (v - <float>1)
+            elif v < <float>-1:
+                z[i] = <float>-1 + alpha * (v + <float>1)
 
 
 cdef inline void matmul(int m, int n, int k, const float* a, int lda, const float* b, int ldb,
@@ -169,12 +170,25 @@ cdef inline void set_bias(float* y, const float* bias, int m, int n) noexcept no
 
 
 cdef inline void add_bias(float* y, const float* bias, int m, int n) noexcept nogil:
+    """y (m x n) = x + bias, column by column."""
+    copy_add_bias(y, y, bias, m, n)
+
+
+cdef inline void copy_add_bias(float* y, const float* x, const float* bias, int m,
+                               int n) noexcept nogil:
+    """y (m x n) = x + bias; x may be y."""
     cdef int i, j
-    if bias == NULL:
-        return
+    cdef float* yj
+    cdef const float* xj
     for j in range(n):
-        for i in range(m):
-            y[j * m + i] += bias[i]
+        yj = y + j * m        # column pointers: GCC vectorizes the inner loop so
+        xj = x + j * m
+        if bias == NULL:
+            for i in range(m):
+                yj[i] = xj[i]
+        else:
+            for i in range(m):
+                yj[i] = xj[i] + bias[i]
 
 
 # A streaming dilated causal convolution. Its input history lives in `buf`, a (cin x length)

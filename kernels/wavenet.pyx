@@ -10,7 +10,7 @@ the model output. The condition is the model input.
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
-from _dsp cimport Conv, conv_input, conv_gather, matmul, activate, add_bias, set_bias
+from _dsp cimport Conv, conv_input, conv_gather, matmul, activate, copy_add_bias, set_bias
 
 
 cdef struct Layer:
@@ -179,53 +179,62 @@ cdef class WaveNet:
             self._run(&inp[0], &out[0], n)
 
     cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
-        cdef int i, j, t, c, ch, zc, w, taps
-        cdef Array* arr
-        cdef Layer* lay
+        cdef int i, t
         cdef const float* src = x
         cdef int src_ld = 1
-        cdef float* dst
-        cdef float* xin
-        cdef float* act
+        cdef Array* arr
         for i in range(self.narrays):
             arr = &self.arrays[i]
-            ch = arr.ch
-            dst = conv_input(&arr.layers[0].conv, n)
-            matmul(ch, n, arr.cin, arr.rechannel, ch, src, src_ld, 0.0, dst, ch)
-            if i == 0:
-                memset(self.headacc, 0, ch * n * sizeof(float))
-            else:
-                memcpy(self.headacc, self.arrays[i - 1].head_out, ch * n * sizeof(float))
-            for j in range(arr.nlayers):
-                lay = &arr.layers[j]
-                zc, w = lay.conv.cout, lay.width
-                taps = w - arr.cond - 1
-                xin = lay.conv.buf + lay.conv.pos * ch
-                conv_gather(&lay.conv, n, self.cols, w)
-                for t in range(n):
-                    for c in range(arr.cond):
-                        self.cols[t * w + taps + c] = x[t * arr.cond + c]
-                    self.cols[t * w + w - 1] = 1
-                matmul(zc, n, w, lay.fused, zc, self.cols, w, 0.0, self.z, zc)
-                if lay.gating:
-                    act = self.a
-                    self._gate(lay, n, ch)
-                else:
-                    act = self.z
-                    activate(lay.act, lay.alpha, act, ch * n)
-                for t in range(ch * n):
-                    self.headacc[t] += act[t]
-                dst = conv_input(&arr.layers[j + 1].conv, n) if j + 1 < arr.nlayers else arr.resid
-                memcpy(dst, xin, ch * n * sizeof(float))
-                add_bias(dst, lay.out_b, ch, n)
-                matmul(ch, n, ch, lay.out_w, ch, act, ch, 1.0, dst, ch)
-            set_bias(arr.head_out, arr.head_b, arr.head, n)
-            matmul(arr.head, n, ch, arr.head_w, arr.head, self.headacc, ch, 1.0, arr.head_out, arr.head)
-            src = arr.resid
-            src_ld = ch
-        arr = &self.arrays[self.narrays - 1]
+            self._array(arr, i, x, src, src_ld, n)
+            src, src_ld = arr.resid, arr.ch
+        cdef const float* head = arr.head_out
         for t in range(n):
-            y[t] = self.head_scale * arr.head_out[t * arr.head]
+            y[t] = self.head_scale * head[t * arr.head]
+
+    cdef void _array(self, Array* arr, int i, const float* x, const float* src, int src_ld,
+                     int n) noexcept nogil:
+        """One layer array: rechannel its input, run its layers, apply its head."""
+        cdef int j, ch = arr.ch
+        cdef float* first = conv_input(&arr.layers[0].conv, n)
+        matmul(ch, n, arr.cin, arr.rechannel, ch, src, src_ld, 0.0, first, ch)
+        if i == 0:
+            memset(self.headacc, 0, ch * n * sizeof(float))
+        else:
+            memcpy(self.headacc, self.arrays[i - 1].head_out, ch * n * sizeof(float))
+        for j in range(arr.nlayers):
+            self._layer(arr, j, x, n)
+        set_bias(arr.head_out, arr.head_b, arr.head, n)
+        matmul(arr.head, n, ch, arr.head_w, arr.head, self.headacc, ch, 1.0, arr.head_out,
+               arr.head)
+
+    cdef void _layer(self, Array* arr, int j, const float* x, int n) noexcept nogil:
+        """z = [taps; condition; 1] @ fused; a = act(z); head += a; next = x + out(a)."""
+        cdef Layer* lay = &arr.layers[j]
+        cdef int t, c, ch = arr.ch, cond = arr.cond, zc = lay.conv.cout, w = lay.width
+        cdef int taps = w - cond - 1
+        # locals, not self.*: GCC then vectorizes the loops below
+        cdef float* cols = self.cols
+        cdef float* z = self.z
+        cdef float* head = self.headacc
+        cdef float* act = z
+        cdef float* xin = lay.conv.buf + lay.conv.pos * ch
+        cdef float* dst
+        conv_gather(&lay.conv, n, cols, w)
+        for t in range(n):
+            for c in range(cond):
+                cols[t * w + taps + c] = x[t * cond + c]
+            cols[t * w + w - 1] = 1
+        matmul(zc, n, w, lay.fused, zc, cols, w, 0.0, z, zc)
+        if lay.gating:
+            act = self.a
+            self._gate(lay, n, ch)
+        else:
+            activate(lay.act, lay.alpha, act, ch * n)
+        for t in range(ch * n):
+            head[t] += act[t]
+        dst = conv_input(&arr.layers[j + 1].conv, n) if j + 1 < arr.nlayers else arr.resid
+        copy_add_bias(dst, xin, lay.out_b, ch, n)
+        matmul(ch, n, ch, lay.out_w, ch, act, ch, 1.0, dst, ch)
 
     cdef void _gate(self, Layer* lay, int n, int ch) noexcept nogil:
         """a (ch x n) from z (2ch x n): gated act(z1) * s, blended s * act(z1) + (1 - s) * z1."""
