@@ -182,7 +182,7 @@ cdef class WaveNet:
         cdef int i, t
         cdef const float* src = x
         cdef int src_ld = 1
-        cdef Array* arr
+        cdef Array* arr = self.arrays
         for i in range(self.narrays):
             arr = &self.arrays[i]
             self._array(arr, i, x, src, src_ld, n)
