@@ -123,23 +123,18 @@ cdef inline void matmul(int m, int n, int k, const float* a, int lda, const floa
                         float beta, float* c, int ldc) noexcept nogil:
     """c (m x n) = beta*c + a (m x k) @ b (k x n), all column-major. beta 0 never reads c."""
     cdef int i, j, p
-    cdef float bv
-    cdef float* cj
-    cdef const float* ap
+    cdef float acc
     cdef float one = 1.0
     cdef char no = b'N'
     if m * k > DIRECT_MACS:
         sgemm(&no, &no, &m, &n, &k, &one, <float*>a, &lda, <float*>b, &ldb, &beta, c, &ldc)
         return
     for j in range(n):
-        cj = c + j * ldc
         for i in range(m):
-            cj[i] = 0 if beta == 0 else beta * cj[i]
-        for p in range(k):
-            bv = b[p + j * ldb]
-            ap = a + p * lda
-            for i in range(m):        # contiguous in i: vectorizes
-                cj[i] += ap[i] * bv
+            acc = 0           # a register, not c: the products are few
+            for p in range(k):
+                acc = acc + a[i + p * lda] * b[p + j * ldb]
+            c[i + j * ldc] = acc if beta == 0 else acc + beta * c[i + j * ldc]
 
 
 cdef inline void matvec_rows(int m, int k, const float* w, const float* x, float* y) noexcept nogil:

@@ -9,7 +9,7 @@ Input row 0 is the audio sample, rows 1.. are knob values (set_knob).
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
-from _dsp cimport matmul, matvec_rows, activate, set_bias, add_bias, sigmoidf, tanh_f32
+from _dsp cimport matmul, activate, set_bias, tanh_f32, ACT_SIGMOID, ACT_TANH
 
 
 cdef struct Rnn:
@@ -17,7 +17,7 @@ cdef struct Rnn:
     int cin
     int hid
     const float* w_ih      # (g*hid x cin) column-major
-    const float* w_hh      # (g*hid x hid) row-major, for the per-frame product
+    const float* w_hh      # (g*hid x hid) column-major, for the per-frame product
     const float* b_in      # g*hid: b_ih (+ b_hh for LSTM, which only ever adds them)
     const float* b_hh      # g*hid (GRU needs it apart: the reset gate scales it)
     const float* h0
@@ -116,7 +116,7 @@ cdef class Recurrent:
             p = f"r{l}."
             r.gru, r.cin, r.hid = gru, cin, hid
             r.w_ih = self._hold(np.asarray(t[p + "w_ih"], np.float32).T)
-            r.w_hh = self._hold(t[p + "w_hh"])
+            r.w_hh = self._hold(np.asarray(t[p + "w_hh"], np.float32).T)
             b_ih = np.asarray(t[p + "b_ih"], np.float32)
             b_hh = np.asarray(t[p + "b_hh"], np.float32)
             r.b_in = self._hold(b_ih if gru else b_ih + b_hh)
@@ -193,34 +193,58 @@ cdef class Recurrent:
     cdef void _lstm(self, Rnn* r, const float* src, int n) noexcept nogil:
         cdef int t, i, H = r.hid, G = 4 * r.hid
         cdef float* g
-        cdef float ig, fg, cg, og
+        cdef float* h = r.h
+        cdef float* c = r.c
+        cdef float* out
         set_bias(self.proj, r.b_in, G, n)
         matmul(G, n, r.cin, r.w_ih, G, src, r.cin, 1.0, self.proj, G)
         for t in range(n):
             g = self.proj + t * G
-            matvec_rows(G, H, r.w_hh, r.h, g)
+            out = r.out + t * H
+            recur(G, H, r.w_hh, h, g)
+            # whole gate blocks at a time, so the loops vectorize
+            activate(ACT_SIGMOID, 0, g, 2 * H)              # i, f
+            activate(ACT_TANH, 0, g + 2 * H, H)             # g
+            activate(ACT_SIGMOID, 0, g + 3 * H, H)          # o
             for i in range(H):
-                ig = sigmoidf(g[i])
-                fg = sigmoidf(g[H + i])
-                cg = tanh_f32(g[2 * H + i])
-                og = sigmoidf(g[3 * H + i])
-                r.c[i] = fg * r.c[i] + ig * cg
-                r.h[i] = og * tanh_f32(r.c[i])
-            memcpy(r.out + t * H, r.h, H * sizeof(float))
+                c[i] = g[H + i] * c[i] + g[i] * g[2 * H + i]
+                out[i] = g[3 * H + i] * tanh_f32(c[i])
+            h = out
+        memcpy(r.h, h, H * sizeof(float))
 
     cdef void _gru(self, Rnn* r, const float* src, int n) noexcept nogil:
         cdef int t, i, H = r.hid, G = 3 * r.hid
         cdef float* g
-        cdef float rg, zg, ng
+        cdef float* hh = r.hh
+        cdef float* h = r.h
+        cdef float* out
+        cdef float one = 1
         set_bias(self.proj, r.b_in, G, n)
         matmul(G, n, r.cin, r.w_ih, G, src, r.cin, 1.0, self.proj, G)
         for t in range(n):
             g = self.proj + t * G
-            memcpy(r.hh, r.b_hh, G * sizeof(float))
-            matvec_rows(G, H, r.w_hh, r.h, r.hh)
-            for i in range(H):
-                rg = sigmoidf(g[i] + r.hh[i])
-                zg = sigmoidf(g[H + i] + r.hh[H + i])
-                ng = tanh_f32(g[2 * H + i] + rg * r.hh[2 * H + i])
-                r.h[i] = (1 - zg) * ng + zg * r.h[i]
-            memcpy(r.out + t * H, r.h, H * sizeof(float))
+            out = r.out + t * H
+            memcpy(hh, r.b_hh, G * sizeof(float))
+            recur(G, H, r.w_hh, h, hh)
+            for i in range(2 * H):                          # r, z
+                g[i] = g[i] + hh[i]
+            activate(ACT_SIGMOID, 0, g, 2 * H)
+            for i in range(H):                              # n, then the new state
+                g[2 * H + i] = tanh_f32(g[2 * H + i] + g[i] * hh[2 * H + i])
+                out[i] = (one - g[H + i]) * g[2 * H + i] + g[H + i] * h[i]
+            h = out
+        memcpy(r.h, h, H * sizeof(float))
+
+
+cdef inline void recur(int m, int k, const float* w, const float* h, float* y) noexcept nogil:
+    """y (m) += w (m x k, column-major) @ h (k): a column at a time, so the inner loop is an
+    elementwise multiply-add that vectorizes (a row-wise dot product would not, without
+    reassociation); cheaper than a BLAS call for one frame."""
+    cdef int i, p
+    cdef float hp
+    cdef const float* col
+    for p in range(k):
+        hp = h[p]
+        col = w + p * m
+        for i in range(m):
+            y[i] += col[i] * hp
