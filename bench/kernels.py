@@ -75,6 +75,23 @@ def main():
               "PyTorch pass, p99 block time under 15% of the 1333 us period."]
     replace_section("kernels", "Kernels against NAM's PyTorch reference",
                     "python bench/kernels.py", lines)
+    replace_section("quantization", "What quantization costs", "python bench/kernels.py",
+                    quantization_table())
+
+
+def quantization_table():
+    """File size and ESR against fp32 on the standard test signal, per mode and model."""
+    from pedal import modelfile
+    from pedal.signals import test_signal
+    from pedal.tools.convert import quantization_cost
+    lines = ["| model | mode | file bytes | ESR vs fp32 |", "|---|---|---|---|"]
+    for name in MODELS:
+        model = load_model(os.path.join(SHARED, "reference", "nam", name))
+        x = test_signal(model.sample_rate)
+        for mode in modelfile.QUANTIZATIONS:
+            size = len(modelfile.encode(model, mode))
+            lines.append(f"| {name} | {mode} | {size} | {quantization_cost(model, mode, x):.2g} |")
+    return lines + ["", "pedal-convert warns when the cost exceeds 1e-4."]
 
 
 if __name__ == "__main__":
