@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 if command -v apt-get >/dev/null; then
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends gcc libsndfile1 >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends gcc libsndfile1 >/dev/null
 fi
 PY=${PYTHON:-python3}
 # CPU torch first: any other torch spec pulls several GB of CUDA packages.
