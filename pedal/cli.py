@@ -83,11 +83,24 @@ def cmd_render(args):
     model = load_model(args.model)
     _check_output(args.output)
     t0 = time.perf_counter()
+    knobs = _knob_values(model, args.knob)
+    make_chain = None
+    if args.chain:
+        def make_chain(rate, block):
+            from .engine import Chain
+            chain = Chain()
+            chain.reset(rate, block)
+            chain.load_now(args.model, args.ir)
+            for k, value in zip(model.knobs, knobs):
+                chain.set_param(k.name, value)
+            for name, value in _pairs(args.param, "--param").items():
+                chain.set_param(name, value)
+            return chain
     summary = render_file(model, args.input, args.output, block=args.block,
                           channel=args.channel, allow_resample=not args.no_resample,
-                          knobs=_knob_values(model, args.knob),
-                          say=lambda m: print(m, file=sys.stderr),
-                          progress_factory=lambda n: _progress(n, model.sample_rate))
+                          knobs=knobs, say=lambda m: print(m, file=sys.stderr),
+                          progress_factory=lambda n: _progress(n, model.sample_rate),
+                          make_chain=make_chain)
     elapsed = time.perf_counter() - t0
     print(f"rendered {summary['seconds']:.2f} s of {args.input} through {args.model} in "
           f"blocks of {summary['block']} -> {args.output} (peak {summary['peak_dbfs']:.1f} dBFS"
@@ -138,6 +151,183 @@ def cmd_demo(args):
     print(f"  output: {os.path.abspath(dst)} (peak {s['peak_dbfs']:.1f} dBFS)")
 
 
+def cmd_run(args):
+    """The real-time pedal. Without a sound card it plays the bundled clip through the
+    file-backed ALSA device and says where the result went."""
+    from . import models
+    from .config import find_config, load_config
+    from .filedevice import FileDevice, has_sound_card
+    cfg = load_config(find_config(args.config))
+    audio_cfg = _audio_config(args, cfg["audio"])
+    model = args.model or cfg["pedal"].get("model") or models.default_model()
+    ir = args.ir or cfg["pedal"].get("ir")
+    params = dict(cfg["params"])
+    params.update(_pairs(args.param, "--param"))
+    explicit_device = args.device or args.capture or args.playback or \
+        any(k in cfg["audio"] for k in ("device", "capture", "playback"))
+    if explicit_device or has_sound_card():
+        return _play(audio_cfg, model, ir, params, args, cfg["audio"].get("input_level_dbu"))
+    from .audio import read_audio, to_mono, write_audio
+    clip_path = models.demo_clip()
+    data, rate = read_audio(clip_path)
+    clip = to_mono(data, clip_path)
+    print(f"pedal run: no sound card here; playing the bundled clip ({len(clip) / rate:.1f} s) "
+          f"through the pedal's file-backed ALSA device", file=sys.stderr)
+    audio_cfg.capture, audio_cfg.playback, audio_cfg.format = \
+        "pedal_file_in", "pedal_file_out", "FLOAT_LE"
+    audio_cfg.in_channels = audio_cfg.out_channels = 1
+    audio_cfg.input_channel = 0
+    with FileDevice(clip) as dev:
+        loop = _play(audio_cfg, model, ir, params, args, None, max_frames=len(clip))
+        played = dev.played()
+    prime = audio_cfg.periods * audio_cfg.period_frames
+    os.makedirs(args.out, exist_ok=True)
+    dst = os.path.join(args.out, "pedal-run.wav")
+    write_audio(dst, played[prime:prime + len(clip)], rate)
+    print(f"pedal run: played {len(clip) / rate:.1f} s in {loop.config.period_frames}-frame "
+          f"periods with {os.path.basename(model)}; {loop.stats.xruns} xruns; "
+          f"output: {os.path.abspath(dst)}")
+
+
+def _play(audio_cfg, model, ir, params, args, input_dbu, max_frames=None):
+    import signal
+    import threading
+    from .engine import Chain, Loader
+    from .loop import AudioLoop
+    from .stats import format_line
+    log = lambda m: print(m, file=sys.stderr, flush=True)
+    chain = Chain(interface_input_dbu=input_dbu)
+    chain.reset(audio_cfg.rate, audio_cfg.period_frames)
+    chain.load_now(model, ir)
+    for name, value in params.items():
+        chain.set_param(name, value)
+    loop = AudioLoop(audio_cfg, chain, log=log, realtime=not args.no_realtime)
+    chain.loader = Loader(chain, report=lambda kind, ok, msg: log(msg))
+    if args.seconds:
+        max_frames = int(args.seconds * audio_cfg.rate)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: loop.stop())
+    printer = None
+    if args.stats:
+        printer = threading.Thread(target=_print_stats, args=(loop, chain, format_line),
+                                   daemon=True)
+        printer.start()
+    log(f"pedal run: {audio_cfg.describe()}; model {chain.model_name}"
+        + (f", IR {chain.ir_name}" if chain.ir_name else ""))
+    audio = threading.Thread(target=_run_loop, args=(loop, max_frames), name="pedal-audio")
+    audio.start()
+    while audio.is_alive():
+        audio.join(0.2)
+    if loop.error is not None:
+        raise loop.error
+    s = loop.stats.summary(chain)
+    log(f"pedal run: stopped after {loop.frames / audio_cfg.rate:.1f} s; {s['xruns']} xruns; "
+        f"load median {s['load_pct_median']:.1f}%, p99 {s['load_pct_p99']:.1f}%, max "
+        f"{s['compute_us_max']:.0f} us of a {s['period_us']:.0f} us period")
+    return loop
+
+
+def cmd_latency(args):
+    from . import latency, models
+    from .config import find_config, load_config
+    cfg = load_config(find_config(args.config))
+    audio_cfg = _audio_config(args, cfg["audio"])
+    log = lambda m: print(m, file=sys.stderr, flush=True)
+    realtime = not args.no_realtime
+    if not args.sweep:
+        r = latency.measure(audio_cfg, log=log, realtime=realtime)
+        if args.json:
+            print(json.dumps({"round_trip_frames": r.round_trip_frames,
+                              "round_trip_ms": r.round_trip_ms,
+                              "buffering_frames": r.buffering_frames,
+                              "converter_frames": r.converter_frames,
+                              "compute_ms": r.compute_ms}))
+        else:
+            print("\n".join(r.lines()))
+        return
+    model = args.model or cfg["pedal"].get("model") or models.default_model()
+
+    def make_chain(c):
+        from .engine import Chain
+        chain = Chain()
+        chain.reset(c.rate, c.period_frames)
+        chain.load_now(model)
+        return chain
+
+    rows, best = latency.sweep(audio_cfg, make_chain, args.seconds, log=log, realtime=realtime)
+    if args.json:
+        print(json.dumps({"rows": rows, "recommended": best}))
+    elif best:
+        print(f"recommended: {best['period_frames']} frames x {best['periods']} periods "
+              f"({best['latency_ms']:.2f} ms of buffering, no xruns in {args.seconds:g} s)")
+    else:
+        print("no setting held without xruns; check the CPU governor and other load")
+
+
+def _device_args(s):
+    s.add_argument("--device", "-d", help="ALSA device for capture and playback")
+    s.add_argument("--capture", help="ALSA capture device")
+    s.add_argument("--playback", help="ALSA playback device")
+    s.add_argument("--rate", type=int, help="sample rate (default 48000)")
+    s.add_argument("--period", type=int, help="period frames (default 64)")
+    s.add_argument("--periods", type=int, help="periods in the buffer (default 2)")
+    s.add_argument("--format", help="S16_LE, S24_LE, S24_3LE, S32_LE or FLOAT_LE")
+    s.add_argument("--in-channels", type=int, help="capture channels (1 or 2)")
+    s.add_argument("--input-channel", type=int, help="which capture channel is the guitar")
+    s.add_argument("--out-channels", type=int, help="playback channels (1 or 2)")
+    s.add_argument("--no-realtime", action="store_true", help="skip mlockall / SCHED_FIFO")
+
+
+def _run_loop(loop, max_frames):
+    loop.error = None
+    try:
+        loop.run(max_frames)
+    except PedalError as e:
+        loop.error = e
+
+
+def _print_stats(loop, chain, format_line):
+    while not loop.stopping.wait(1.0):
+        if loop.stats.count:
+            print(format_line(loop.stats.summary(chain)), file=sys.stderr, flush=True)
+
+
+def _audio_config(args, section):
+    from .loop import AudioConfig
+    c = AudioConfig()
+    for key in ("capture", "playback", "rate", "period_frames", "periods", "format",
+                "in_channels", "input_channel", "out_channels"):
+        if key in section:
+            setattr(c, key, section[key])
+    if "device" in section:
+        c.capture = c.playback = section["device"]
+    for key, attr in (("device", None), ("capture", "capture"), ("playback", "playback"),
+                      ("rate", "rate"), ("period", "period_frames"), ("periods", "periods"),
+                      ("format", "format"), ("in_channels", "in_channels"),
+                      ("input_channel", "input_channel"), ("out_channels", "out_channels")):
+        value = getattr(args, key)
+        if value is not None:
+            if attr is None:
+                c.capture = c.playback = value
+            else:
+                setattr(c, attr, value)
+    from .alsa_io import format_name
+    c.format = format_name(c.format)          # refuses unknown formats by name
+    return c
+
+
+def _pairs(items, flag):
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise PedalError(flag, f"{item!r}: expected NAME=NUMBER") from None
+    return out
+
+
 def _check_output(path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -183,6 +373,12 @@ def parser():
                    help="refuse a file whose rate differs from the model's")
     s.add_argument("--knob", action="append", metavar="NAME=VALUE",
                    help="set a knob of a conditioned model")
+    s.add_argument("--chain", action="store_true",
+                   help="the pedal's whole chain (gain, gate, EQ, IR, level) as `pedal run` "
+                        "plays it, not the model alone")
+    s.add_argument("--ir", help="with --chain: cabinet impulse response")
+    s.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="with --chain: a chain parameter")
     s.set_defaults(func=cmd_render)
 
     s = sub.add_parser("bench", help="time a model on one thread")
@@ -191,6 +387,29 @@ def parser():
     s.add_argument("--seconds", type=float, default=10.0)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("run", help="play the pedal in real time on an ALSA device")
+    s.add_argument("--model", "-m", help="model file (default: the bundled default model)")
+    s.add_argument("--ir", help="cabinet impulse response (WAV/FLAC)")
+    _device_args(s)
+    s.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a chain parameter or model knob, e.g. output_level_db=-6")
+    s.add_argument("--config", help="config file (default ~/.config/pedal/pedal.toml, "
+                                    "/etc/pedal/pedal.toml)")
+    s.add_argument("--stats", action="store_true", help="print statistics once a second")
+    s.add_argument("--seconds", type=float, help="stop after this long")
+    s.add_argument("--out", default="out", help="where the no-sound-card run writes its result")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("latency", help="measure the round trip (output looped to input)")
+    _device_args(s)
+    s.add_argument("--sweep", action="store_true",
+                   help="soak periods 32/64/128/256 x 2/3 and recommend the lowest that holds")
+    s.add_argument("--seconds", type=float, default=10.0, help="soak per setting (--sweep)")
+    s.add_argument("--model", "-m", help="model for the soak (default: the bundled default)")
+    s.add_argument("--config", help="config file")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_latency)
 
     s = sub.add_parser("demo", help="render the bundled clip through the default model")
     s.add_argument("--out", default="out", help="output folder (default ./out)")

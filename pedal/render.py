@@ -20,8 +20,9 @@ def stream(processor, x, block, progress=None):
 
 
 def render_file(model, src, dst, block=DEFAULT_BLOCK, channel=None, allow_resample=True,
-                knobs=None, say=print, progress_factory=None):
-    """Render audio file `src` through `model` into `dst` (mono, the source's rate).
+                knobs=None, say=print, progress_factory=None, make_chain=None):
+    """Render audio file `src` through `model` into `dst` (mono, the source's rate); or,
+    with make_chain(rate, block) -> a reset processor, through the pedal's whole chain.
 
     Stereo input is mixed to mono (or `channel` picks one): a guitar is a mono source.
     A file at another rate than the model is resampled to the model's rate and back, or
@@ -40,10 +41,13 @@ def render_file(model, src, dst, block=DEFAULT_BLOCK, channel=None, allow_resamp
                                   f"the file)")
         say(f"note: {src} is {rate} Hz and the model {model.sample_rate} Hz: resampling in and out")
         x = resample(x, rate, model.sample_rate)
-    processor = build(model)
-    for i, value in enumerate(knobs or []):
-        processor.set_knob(i, value)
-    processor.reset(model.sample_rate, block)
+    if make_chain is not None:
+        processor = make_chain(model.sample_rate, block)
+    else:
+        processor = build(model)
+        for i, value in enumerate(knobs or []):
+            processor.set_knob(i, value)
+        processor.reset(model.sample_rate, block)
     progress = progress_factory(len(x)) if progress_factory else None
     try:
         y = stream(processor, x, block, progress)
