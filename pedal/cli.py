@@ -165,8 +165,10 @@ def cmd_run(args):
     params.update(_pairs(args.param, "--param"))
     explicit_device = args.device or args.capture or args.playback or \
         any(k in cfg["audio"] for k in ("device", "capture", "playback"))
+    restore = not (args.model or args.ir or args.param)
     if explicit_device or has_sound_card():
-        return _play(audio_cfg, model, ir, params, args, cfg["audio"].get("input_level_dbu"))
+        return _play(audio_cfg, model, ir, params, args, cfg["audio"].get("input_level_dbu"),
+                     restore=restore, gpio=cfg.get("gpio"))
     from .audio import read_audio, to_mono, write_audio
     clip_path = models.demo_clip()
     data, rate = read_audio(clip_path)
@@ -177,6 +179,7 @@ def cmd_run(args):
         "pedal_file_in", "pedal_file_out", "FLOAT_LE"
     audio_cfg.in_channels = audio_cfg.out_channels = 1
     audio_cfg.input_channel = 0
+    args.socket = args.socket or "none"         # a clip, not a pedal to tune
     with FileDevice(clip) as dev:
         loop = _play(audio_cfg, model, ir, params, args, None, max_frames=len(clip))
         played = dev.played()
@@ -189,11 +192,16 @@ def cmd_run(args):
           f"output: {os.path.abspath(dst)}")
 
 
-def _play(audio_cfg, model, ir, params, args, input_dbu, max_frames=None):
+def _play(audio_cfg, model, ir, params, args, input_dbu, max_frames=None, restore=False,
+          gpio=None):
+    """Run the pedal: chain, loader, presets, control socket, (GPIO), audio loop."""
     import signal
     import threading
+    from .app import Pedal
+    from .control import ControlServer
     from .engine import Chain, Loader
     from .loop import AudioLoop
+    from .presets import Presets
     from .stats import format_line
     log = lambda m: print(m, file=sys.stderr, flush=True)
     chain = Chain(interface_input_dbu=input_dbu)
@@ -202,23 +210,34 @@ def _play(audio_cfg, model, ir, params, args, input_dbu, max_frames=None):
     for name, value in params.items():
         chain.set_param(name, value)
     loop = AudioLoop(audio_cfg, chain, log=log, realtime=not args.no_realtime)
-    chain.loader = Loader(chain, report=lambda kind, ok, msg: log(msg))
+    pedal = Pedal(chain, Loader(chain, report=lambda kind, ok, msg: log(msg)),
+                  Presets(getattr(args, "state_dir", None), log=log), loop.stats, log=log)
+    pedal.model_path, pedal.ir_path = model, ir
+    if restore:
+        pedal.restore_last()
+    control = None
+    if getattr(args, "socket", None) != "none":
+        control = ControlServer(pedal, getattr(args, "socket", None), log=log)
+    controls = _gpio_controls(pedal, gpio, log) if gpio else None
     if args.seconds:
         max_frames = int(args.seconds * audio_cfg.rate)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.stop())
-    printer = None
     if args.stats:
-        printer = threading.Thread(target=_print_stats, args=(loop, chain, format_line),
-                                   daemon=True)
-        printer.start()
+        threading.Thread(target=_print_stats, args=(loop, chain, format_line),
+                         daemon=True).start()
     log(f"pedal run: {audio_cfg.describe()}; model {chain.model_name}"
         + (f", IR {chain.ir_name}" if chain.ir_name else ""))
     audio = threading.Thread(target=_run_loop, args=(loop, max_frames), name="pedal-audio")
     audio.start()
-    while audio.is_alive():
-        audio.join(0.2)
+    try:
+        _supervise(audio, loop)
+    finally:
+        if controls is not None:
+            controls.close()
+        if control is not None:
+            control.stop()
     if loop.error is not None:
         raise loop.error
     s = loop.stats.summary(chain)
@@ -226,6 +245,33 @@ def _play(audio_cfg, model, ir, params, args, input_dbu, max_frames=None):
         f"load median {s['load_pct_median']:.1f}%, p99 {s['load_pct_p99']:.1f}%, max "
         f"{s['compute_us_max']:.0f} us of a {s['period_us']:.0f} us period")
     return loop
+
+
+def _supervise(audio, loop):
+    """Wait for the audio thread; tell systemd when audio flows and while it keeps flowing."""
+    from . import sdnotify
+    last = [-1]
+
+    def healthy():
+        moved = loop.frames != last[0]
+        last[0] = loop.frames
+        return moved and loop.running.is_set()
+
+    watchdog = sdnotify.Watchdog(healthy)
+    watchdog.start()
+    announced = False
+    while audio.is_alive():
+        audio.join(0.2)
+        if not announced and loop.running.is_set():
+            sdnotify.ready()
+            announced = True
+    sdnotify.stopping()
+    watchdog.stop()
+
+
+def _gpio_controls(pedal, section, log):
+    from .gpio import Controls
+    return Controls(pedal, section)
 
 
 def cmd_latency(args):
@@ -277,6 +323,45 @@ def _device_args(s):
     s.add_argument("--input-channel", type=int, help="which capture channel is the guitar")
     s.add_argument("--out-channels", type=int, help="playback channels (1 or 2)")
     s.add_argument("--no-realtime", action="store_true", help="skip mlockall / SCHED_FIFO")
+
+
+CTL_VERBS = {"status": [], "params": [], "presets": [], "get": ["name"],
+             "set": ["name", "value"], "bypass": [], "load-preset": ["name"],
+             "save-preset": ["name"], "delete-preset": ["name"], "load-model": ["path"],
+             "load-ir": ["path"]}
+
+
+def cmd_ctl(args):
+    """One request to the running pedal over its control socket."""
+    from .control import default_socket_path, request
+    verb, rest = args.verb_ctl, args.args
+    if verb not in CTL_VERBS:
+        raise PedalError("pedal ctl", f"unknown command {verb!r} (known: {', '.join(CTL_VERBS)})")
+    req = {"cmd": verb}
+    if verb == "bypass":
+        if rest and rest[0] not in ("on", "off", "toggle"):
+            raise PedalError("pedal ctl bypass", f"{rest[0]!r}: use on, off or toggle")
+        if rest and rest[0] != "toggle":
+            req["on"] = rest[0] == "on"
+    else:
+        names = CTL_VERBS[verb]
+        if len(rest) != len(names):
+            raise PedalError(f"pedal ctl {verb}",
+                             f"expects {' '.join(n.upper() for n in names) or 'no arguments'}")
+        req.update(zip(names, rest))
+        if "value" in req:
+            try:
+                req["value"] = float(req["value"])
+            except ValueError:
+                raise PedalError(f"pedal ctl {verb}", f"{req['value']!r} is not a number") from None
+        if "path" in req:
+            req["path"] = os.path.abspath(req["path"])
+    result = request(args.socket or default_socket_path(), req)
+    if args.json or not isinstance(result, dict):
+        print(json.dumps(result) if args.json else result)
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
 
 
 def _run_loop(loop, max_frames):
@@ -399,7 +484,17 @@ def parser():
     s.add_argument("--stats", action="store_true", help="print statistics once a second")
     s.add_argument("--seconds", type=float, help="stop after this long")
     s.add_argument("--out", default="out", help="where the no-sound-card run writes its result")
+    s.add_argument("--socket", help="control socket path ('none': no socket)")
+    s.add_argument("--state-dir", help="presets and last state (default $STATE_DIRECTORY or "
+                                       "~/.local/state/pedal)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("ctl", help="talk to the running pedal (e.g. ctl set output_level_db -3)")
+    s.add_argument("verb_ctl", metavar="COMMAND", help=", ".join(CTL_VERBS))
+    s.add_argument("args", nargs="*")
+    s.add_argument("--socket", help="control socket (default: the service's)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_ctl)
 
     s = sub.add_parser("latency", help="measure the round trip (output looped to input)")
     _device_args(s)
