@@ -364,6 +364,21 @@ def cmd_ctl(args):
             print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
 
 
+def cmd_tune(args):
+    from . import tune
+    from .control import default_socket_path, request
+    path = args.socket or default_socket_path()
+    if args.once:
+        status = request(path, {"cmd": "status"})
+        params = request(path, {"cmd": "params"})
+        print("\n".join(tune.screen_lines(status, params, 0)))
+        return
+    if not sys.stdout.isatty():
+        raise PedalError("pedal tune", "needs a terminal (use --once, or pedal ctl)")
+    request(path, {"cmd": "status"})            # a clear error before curses takes over
+    tune.run(path)
+
+
 def _run_loop(loop, max_frames):
     loop.error = None
     try:
@@ -495,6 +510,11 @@ def parser():
     s.add_argument("--socket", help="control socket (default: the service's)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_ctl)
+
+    s = sub.add_parser("tune", help="terminal UI: meters, load, presets, every parameter")
+    s.add_argument("--socket", help="control socket (default: the service's)")
+    s.add_argument("--once", action="store_true", help="print one screen and exit")
+    s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("latency", help="measure the round trip (output looped to input)")
     _device_args(s)
