@@ -54,7 +54,9 @@ def screen_lines(status, params, selected, width=72, message=""):
 
 
 def _db(value):
-    return "  -inf dB" if value is None or not math.isfinite(value) else f"{value:6.1f} dB"
+    if value is None or not math.isfinite(value) or value < -120:
+        return "  -inf dB"
+    return f"{value:6.1f} dB"
 
 
 def action(key, names, selected, values):
