@@ -18,6 +18,10 @@
 
     [params]
     output_level_db = -6
+
+    [gpio]                    # footswitches, encoders, pots, LED: see pedal/gpio.py
+    footswitch = 17
+    led = 22
 """
 import os
 import tomllib
@@ -65,4 +69,9 @@ def load_config(path):
             if isinstance(value, bool) or not isinstance(value, kind):
                 raise PedalError(path, f"[{table}] {key}: {value!r} has the wrong type")
         out[table] = dict(section)
+    gpio = doc.get("gpio")
+    if gpio is not None:
+        if not isinstance(gpio, dict):
+            raise PedalError(path, "[gpio]: expected a table")
+        out["gpio"] = gpio          # checked by pedal.gpio when the controls are built
     return out
