@@ -51,13 +51,16 @@ setup(
     ext_modules=kernel_extensions(),
     install_requires=["numpy>=1.24", "scipy>=1.10", "soundfile>=0.12", "tqdm>=4.60"],
     extras_require={
-        "device": ["pyalsaaudio>=0.10", "gpiozero>=2.0"],
+        # lgpio: gpiozero's pin factory on the Pi 5 (and what it prefers on the Pi 4)
+        "device": ["pyalsaaudio>=0.10", "gpiozero>=2.0",
+                   "lgpio>=0.2; platform_machine == 'aarch64'"],
         "train": ["torch==2.13.0", "neural-amp-modeler>=0.10"],
         "test": ["pytest>=7", "hypothesis>=6"],
     },
     entry_points={"console_scripts": [
         "pedal=pedal.cli:main",
         "pedal-convert=pedal.tools.convert:main",
+        "pedal-push=pedal.tools.push:main",
     ]},
     zip_safe=False,
 )
