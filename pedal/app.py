@@ -6,6 +6,8 @@ import threading
 
 from .errors import PedalError
 
+SAVE_DELAY_S = 1.0
+
 
 class Pedal:
     def __init__(self, chain, loader, presets, stats=None, log=print):
@@ -16,6 +18,8 @@ class Pedal:
         self.model_path = None
         self.ir_path = None
         self._lock = threading.Lock()       # control threads only, never the audio thread
+        self._save_timer = None
+        self._save_lock = threading.Lock()
 
     # -- parameters ---------------------------------------------------------------------------
     def set_param(self, name, value):
@@ -93,10 +97,39 @@ class Pedal:
             self.apply(state)
 
     def _remember(self):
+        """Save the last state soon: a knob turned sweeps many values a second, and the SD
+        card needs one write for the lot."""
+        with self._save_lock:
+            if self._save_timer is None:
+                self._save_timer = threading.Timer(SAVE_DELAY_S, self._save_last)
+                self._save_timer.daemon = True
+                self._save_timer.start()
+
+    def _save_last(self):
+        with self._save_lock:
+            self._save_timer = None
         try:
             self.presets.save_last(self.state())
         except OSError as e:
             self.log(f"could not save the last state: {e}")
+
+    def flush(self):
+        """Write the pending last state now (at shutdown)."""
+        with self._save_lock:
+            timer, self._save_timer = self._save_timer, None
+        if timer is not None:
+            timer.cancel()
+            self._save_last()
+
+    def rescan(self):
+        """The models, IRs and presets in the state directory (where pedal-push puts them)."""
+        import os
+        found = {"presets": self.presets.names()}
+        for kind in ("models", "irs"):
+            folder = os.path.join(self.presets.folder, kind)
+            found[kind] = sorted(f for f in os.listdir(folder) if not f.startswith(".")) \
+                if os.path.isdir(folder) else []
+        return found
 
     # -- status -------------------------------------------------------------------------------
     def status(self):

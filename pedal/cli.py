@@ -238,6 +238,7 @@ def _play(audio_cfg, model, ir, params, args, input_dbu, max_frames=None, restor
             controls.close()
         if control is not None:
             control.stop()
+        pedal.flush()
     if loop.error is not None:
         raise loop.error
     s = loop.stats.summary(chain)
@@ -271,7 +272,7 @@ def _supervise(audio, loop):
 
 def _gpio_controls(pedal, section, log):
     from .gpio import Controls
-    return Controls(pedal, section)
+    return Controls(pedal, section, log=log)
 
 
 def cmd_latency(args):
@@ -328,7 +329,7 @@ def _device_args(s):
 CTL_VERBS = {"status": [], "params": [], "presets": [], "get": ["name"],
              "set": ["name", "value"], "bypass": [], "load-preset": ["name"],
              "save-preset": ["name"], "delete-preset": ["name"], "load-model": ["path"],
-             "load-ir": ["path"]}
+             "load-ir": ["path"], "rescan": []}
 
 
 def cmd_ctl(args):

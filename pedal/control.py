@@ -5,7 +5,8 @@ Request:  {"cmd": "set", "name": "output_level_db", "value": -3}
 Reply:    {"ok": true, "result": -3.0}   or   {"ok": false, "error": "one line"}
 
 Commands: status, params, get NAME, set NAME VALUE, bypass [on], presets, load-preset NAME,
-save-preset NAME, delete-preset NAME, load-model PATH, load-ir PATH.
+save-preset NAME, delete-preset NAME, load-model PATH, load-ir PATH, rescan (what the state
+directory holds now, after pedal-push copied files in).
 A malformed, oversized or slow-drip request gets an error reply and the connection is
 closed; the pedal plays on regardless.
 """
@@ -25,13 +26,14 @@ MAX_CLIENTS = 8
 
 
 def default_socket_path():
-    for env in ("RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"):
-        if os.environ.get(env):
-            base = os.environ[env]
-            return os.path.join(base, "control.sock" if env == "RUNTIME_DIRECTORY"
-                                else "pedal/control.sock")
-    if os.path.isdir("/run/pedal"):
+    """The service's socket when it is there (also over SSH, where XDG_RUNTIME_DIR points at
+    the user's own runtime folder), else the per-user one of a `pedal run` by hand."""
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        return os.path.join(os.environ["RUNTIME_DIRECTORY"], "control.sock")
+    if os.path.exists("/run/pedal/control.sock"):
         return "/run/pedal/control.sock"
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "pedal", "control.sock")
     return f"/tmp/pedal-{os.getuid()}/control.sock"
 
 
@@ -64,6 +66,8 @@ def dispatch(pedal, req):
     if cmd in ("load-preset", "save-preset", "delete-preset"):
         getattr(pedal, cmd.replace("-preset", "_preset"))(arg("name", str))
         return pedal.preset
+    if cmd == "rescan":
+        return pedal.rescan()
     if cmd in ("load-model", "load-ir"):
         getattr(pedal, cmd.replace("-", "_"))(arg("path", str))
         return pedal.status()["model" if cmd == "load-model" else "ir"]

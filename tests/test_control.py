@@ -71,6 +71,10 @@ def test_presets_round_trip_over_the_socket(served):
     assert request(path, {"cmd": "presets"}) == {"presets": ["warm"], "current": "warm"}
     request(path, {"cmd": "delete-preset", "name": "warm"})
     assert request(path, {"cmd": "presets"})["presets"] == []
+    os.makedirs(os.path.join(pedal.presets.folder, "models"))
+    open(os.path.join(pedal.presets.folder, "models", "pushed.nam"), "w").close()
+    assert request(path, {"cmd": "rescan"}) == {"presets": [], "models": ["pushed.nam"],
+                                                "irs": []}
 
 
 def test_a_failed_load_is_an_error_reply_and_the_model_stays(served, tmp_path):
