@@ -9,10 +9,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 if command -v apt-get >/dev/null; then
   $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
   # libasound2-dev builds pyalsaaudio; jackd2 and the ALSA jack plugin give the tests a
-  # real-time paced device on machines without a sound card.
+  # real-time paced device on machines without a sound card; systemd (not running) brings
+  # systemd-analyze to check the unit, shellcheck the scripts.
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
     --no-install-recommends gcc libsndfile1 libasound2-dev alsa-utils jackd2 \
-    libasound2-plugins >/dev/null
+    libasound2-plugins systemd shellcheck >/dev/null
 fi
 PY=${PYTHON:-python3}
 # CPU torch first: any other torch spec pulls several GB of CUDA packages.
