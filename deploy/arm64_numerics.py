@@ -108,6 +108,8 @@ def check(manifest_path):
         passed += ok
         failed += not ok
         print(f"{line}  [{time.perf_counter() - t0:.1f} s]", flush=True)
+    p, f = check_dsp(x, blocks, tol)
+    passed, failed = passed + p, failed + f
     loaded = sorted(m for m in sys.modules if m.startswith("pedal"))
     print(f"pedal modules loaded: {', '.join(loaded)}")
     unwanted = sorted({"torch", "soundfile", "tqdm", "nam"} & set(sys.modules))
@@ -116,6 +118,37 @@ def check(manifest_path):
         failed += 1
     print(f"{passed} passed, {failed} failed", flush=True)
     return 0 if failed == 0 and passed > 0 else 1
+
+
+def check_dsp(x, blocks, tol):
+    """The chain's kernels against scipy on this side (Debian's, independent code): the
+    tone stack's biquads vs sosfilt, the IR convolver vs fftconvolve."""
+    import numpy as np
+    from scipy.signal import fftconvolve, sosfilt
+    from pedal.kernels.biquad import BiquadCascade, rbj
+    from pedal.kernels.fftconv import PartitionedConvolver
+    sos = np.array([rbj("lowshelf", 120.0, 0.7, 6.0, 48000), rbj("peaking", 700.0, 0.8, -4.0, 48000),
+                    rbj("highshelf", 3200.0, 0.7, 3.0, 48000), rbj("dcblock", 5.0, 0.7, 0.0, 48000)])
+    ir = (np.random.default_rng(5).standard_normal(3000) * np.exp(-np.arange(3000) / 600.0)
+          ).astype(np.float32) * 0.05
+    cases = [("biquad cascade", sosfilt(sos, x.astype(np.float64)),
+              lambda: _with_sos(BiquadCascade(len(sos)), sos)),
+             ("partitioned convolver", fftconvolve(x.astype(np.float64), ir)[:len(x)],
+              lambda: PartitionedConvolver(ir))]
+    passed = failed = 0
+    for name, expected, make in cases:
+        errs = {b: float(np.abs(stream(make(), x, b, 48000) - expected).max()) for b in blocks}
+        worst = max(errs.values())
+        ok = worst <= tol * max(1.0, float(np.abs(expected).max()))
+        passed, failed = passed + ok, failed + (not ok)
+        print(f"{'PASS' if ok else 'FAIL'}  {name:<24} max abs error {worst:.3g} vs scipy "
+              f"({', '.join(f'{b}: {e:.2g}' for b, e in errs.items())})", flush=True)
+    return passed, failed
+
+
+def _with_sos(cascade, sos):
+    cascade.set_coefficients(sos)
+    return cascade
 
 
 def _mapped_blas():

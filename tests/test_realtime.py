@@ -122,3 +122,17 @@ def test_latency_through_a_jack_loopback(jack):
     assert m["buffering_frames"] == implied
     # the JACK plugin's own hand-over scatters by up to two periods either way
     assert abs(m["round_trip_frames"] - implied) <= 2 * 64
+
+
+def test_latency_sweep_soaks_each_setting_and_recommends(jack):
+    server, conf = jack
+    r = pedal(["latency", "--device", "jk", "--format", "FLOAT_LE", "--sweep", "--seconds", "1",
+               "--json", "--no-realtime"], alsa_env(conf, **server.env), timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    settings = [(row["period_frames"], row["periods"]) for row in out["rows"]]
+    assert settings == [(p, k) for p in (32, 64, 128, 256) for k in (2, 3)]
+    best = out["recommended"]
+    if best is not None:        # the lowest-latency setting among those without xruns
+        clean = [row for row in out["rows"] if row.get("xruns") == 0]
+        assert best["latency_ms"] == min(row["latency_ms"] for row in clean)
