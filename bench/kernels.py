@@ -11,7 +11,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 
 from pedal.bench import bench_model
 from pedal.formats import load_model

@@ -8,7 +8,7 @@ from scipy.signal import sosfreqz
 from pedal import engine
 from pedal.engine import Chain, Loader
 from pedal.errors import PedalError
-from pedal.signals import guitar_phrase, test_signal as standard_signal
+from pedal.signals import guitar_phrase
 
 RATE, BLOCK = 48000, 64
 
