@@ -11,12 +11,16 @@ one back for the loader to free.
 """
 import dataclasses
 import math
+import os
 import queue
 import threading
 
 import numpy as np
 
 from .errors import PedalError
+from .kernels.biquad import BiquadCascade, rbj
+from .kernels.dynamics import NoiseGate, count_clipped, crossfade, peak, ramp_gain
+from .kernels.fftconv import PartitionedConvolver
 
 FADE_MS = 10.0             # crossfade for bypass, model and IR changes
 SMOOTH_MS = 30.0           # parameter smoothing time constant
@@ -103,7 +107,6 @@ class Chain:
     """The pedal's signal chain: a processor (reset, process) with named parameters."""
 
     def __init__(self, interface_input_dbu=None):
-        from .kernels.dynamics import NoiseGate
         self.interface_input_dbu = interface_input_dbu
         self.targets = {k: p.default for k, p in PARAMS.items()}
         self.values = dict(self.targets)
@@ -119,14 +122,12 @@ class Chain:
 
     # -- set-up (not on the audio thread) ----------------------------------------------------
     def reset(self, sample_rate, max_block):
-        from .kernels.biquad import BiquadCascade
         self.rate, self.max_block = int(sample_rate), int(max_block)
         self.gate.reset(sample_rate, max_block)
         self.eq = BiquadCascade(len(EQ_BANDS))
         self.eq.reset(sample_rate, max_block)
         self.dc = BiquadCascade(1)
         self.dc.reset(sample_rate, max_block)
-        from .kernels.biquad import rbj
         self.dc.set_coefficients(np.array([rbj("dcblock", 5.0, 0.7, 0.0, sample_rate)]))
         self._eq_key = None
         self._update_eq(force=True)
@@ -173,7 +174,8 @@ class Chain:
     def process(self, inp, out):
         """inp, out: float32 blocks of the same length <= max_block."""
         n = len(inp)
-        a, b, c, d = (buf if n == self.max_block else buf[:n] for buf in self._bufs)
+        # the audio loop always runs whole periods: no views to make then
+        a, b, c, d = self._bufs if n == self.max_block else [buf[:n] for buf in self._bufs]
         self._step_params()
         self.model.pick_up()
         self.ir.pick_up()
@@ -200,7 +202,6 @@ class Chain:
             self.gate.configure()
 
     def _update_eq(self, force=False):
-        from .kernels.biquad import rbj
         key = tuple(round(self.values[k], 3) for k in EQ_BANDS)
         if key == self._eq_key and not force:
             return
@@ -210,7 +211,6 @@ class Chain:
         self.eq.set_coefficients(sos)
 
     def _front(self, inp, a, n):
-        from .kernels.dynamics import ramp_gain
         entry = self.model.current
         trim = entry.input_trim if entry else 1.0
         g1 = db_to_gain(self.values["input_gain_db"]) * trim
@@ -232,7 +232,6 @@ class Chain:
     def _fade(self, slot, old, new):
         """One block of the crossfade from the slot's current output `old` to the incoming
         `new` (into `old`); at its end the incoming entry becomes current."""
-        from .kernels.dynamics import crossfade
         w0 = slot.fade
         slot.fade = min(1.0, w0 + self._fade_step)
         crossfade(old, new, old, w0, slot.fade)
@@ -241,7 +240,6 @@ class Chain:
             slot.current, slot.incoming = slot.incoming, None
 
     def _play(self, entry, a, y):
-        from .kernels.dynamics import ramp_gain
         for name, (i, knob) in entry.knobs.items():
             value = self.knob_targets.get(name)
             if value is not None and self._knobs_applied.get((id(entry), name)) != value:
@@ -251,7 +249,6 @@ class Chain:
         ramp_gain(y, y, entry.gain, entry.gain)
 
     def _run_ir(self, b, c, d):
-        from .kernels.dynamics import crossfade
         slot = self.ir
         if slot.current is None:
             return
@@ -263,13 +260,11 @@ class Chain:
         self._mix = self.values["ir_mix"]
 
     def _level(self, b):
-        from .kernels.dynamics import ramp_gain
         g1 = db_to_gain(self.values["output_level_db"])
         ramp_gain(b, b, g1 if self._g_out is None else self._g_out, g1)
         self._g_out = g1
 
     def _bypass(self, inp, b, out):
-        from .kernels.dynamics import crossfade
         target = 1.0 if self.targets["bypass"] >= 0.5 else 0.0
         w0 = self._bypass_mix
         w1 = min(target, w0 + self._fade_step) if target > w0 else max(target, w0 - self._fade_step)
@@ -277,12 +272,10 @@ class Chain:
         crossfade(b, inp, out, w0, w1)
 
     def _meter_in(self, inp):
-        from .kernels.dynamics import count_clipped, peak
         self.meters["in_peak"] = peak(inp)
         self.meters["in_clipped"] += count_clipped(inp, 0.999)
 
     def _meter_out(self, out):
-        from .kernels.dynamics import count_clipped, peak
         self.meters["out_peak"] = peak(out)
         self.meters["out_clipped"] += count_clipped(out, 0.999)
 
@@ -351,7 +344,6 @@ class Loader:
 
 def prepare_model(path, chain):
     """Load, check the rate, build, prewarm and loudness-match a model for `chain`."""
-    import os
     from .arch import build
     from .formats import load_model
     from .signals import guitar_phrase
@@ -392,9 +384,7 @@ def measure_loudness(proc, x, rate):
 def prepare_ir(path, chain):
     """Read any common audio format, mix to mono, resample to the device rate, normalise so
     the IR neither boosts nor cuts the standard test signal, and build its convolver."""
-    import os
     from .audio import read_audio, resample, to_mono
-    from .kernels.fftconv import PartitionedConvolver
     from .signals import test_signal
     data, rate = read_audio(path)
     if data.shape[0] > MAX_IR_SECONDS * rate:
