@@ -4,6 +4,7 @@ The loop thread only moves samples: read a period, run the chain, write it, stor
 compute time. xruns are counted and played through; a device that disappears is reopened
 with back-off while the rest of the pedal (control socket, loader) keeps running.
 """
+import contextlib
 import dataclasses
 import threading
 import time
@@ -49,11 +50,13 @@ class AudioLoop:
         self.error = None
         self._xruns_before = 0      # xruns of devices since reopened
 
-    def open(self):
-        from .alsa_io import AlsaDuplex
+    def open(self, **retry):
+        """The device of `config`; with retry arguments, waits for it (alsa_io.open_duplex)."""
+        from .alsa_io import open_duplex
         c = self.config
-        return AlsaDuplex(c.capture, c.playback, c.rate, c.period_frames, c.periods, c.format,
-                          c.in_channels, c.out_channels, input_channel=c.input_channel)
+        return open_duplex(c.capture, c.playback, c.rate, c.period_frames, c.periods, c.format,
+                           c.in_channels, c.out_channels, input_channel=c.input_channel,
+                           **(retry or {"attempts": 1}))
 
     def stop(self):
         self.stopping.set()
@@ -63,7 +66,7 @@ class AudioLoop:
         first attempt are raised (bad configuration); later losses are retried."""
         from .alsa_io import DeviceLost
         self.io = self.open()
-        with RealtimeSection(self.log) if self.realtime else _Nothing():
+        with RealtimeSection(self.log) if self.realtime else contextlib.nullcontext():
             while not self.stopping.is_set():
                 try:
                     self._pump(max_frames)
@@ -72,7 +75,7 @@ class AudioLoop:
                     self.running.clear()
                     self._xruns_before += self.io.xruns
                     self.log(f"audio device lost: {e}; reopening")
-                    self.io = self._reopen(DeviceLost)
+                    self.io = self._reopen()
                     if self.io is None:
                         break
         if self.io is not None:
@@ -80,17 +83,12 @@ class AudioLoop:
             self.io = None
         return self.frames
 
-    def _reopen(self, lost_type):
-        from .alsa_io import open_duplex
+    def _reopen(self):
         if self.io is not None:
             self.io.close()
-        c = self.config
         try:
-            io = open_duplex(c.capture, c.playback, c.rate, c.period_frames, c.periods,
-                             c.format, c.in_channels, c.out_channels,
-                             input_channel=c.input_channel, backoff_s=BACKOFF_S,
-                             stop=self.stopping.is_set, log=self.log,
-                             sleep=self.stopping.wait)
+            io = self.open(attempts=None, backoff_s=BACKOFF_S, stop=self.stopping.is_set,
+                           log=self.log, sleep=self.stopping.wait)
         except PedalError:
             return None                 # stopped while waiting for the device
         self.log("audio device back; playing")
@@ -114,11 +112,3 @@ class AudioLoop:
             self.frames += period
             if max_frames is not None and self.frames >= max_frames:
                 return
-
-
-class _Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
