@@ -164,20 +164,6 @@ def _mapped_blas():
 
 # -- desktop side ----------------------------------------------------------------------------------
 
-def guitar_like(n, seed=0):
-    """Decaying plucked partials plus noise, peaks near 1 (tests/conftest.py's signal)."""
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / 48000.0
-    sig = np.zeros(n)
-    for start in range(0, n, 2400):
-        f = rng.uniform(80, 660)
-        env = np.exp(-np.clip(t - t[start], 0, None) * 6) * (t >= t[start])
-        sig += rng.uniform(0.2, 0.6) * env * np.sin(2 * np.pi * f * t + rng.uniform(0, 6))
-    sig += 0.05 * rng.standard_normal(n)
-    return (sig / np.abs(sig).max() * 0.95).astype(np.float32)
-
-
 def _keras_layers(kind, hidden, dense, seed):
     """RTNeural Keras-layout layers with torch-random weights (doubled so nonlinearities
     matter): recurrent layers of `hidden` sizes, then dense (size, activation) layers."""
@@ -223,7 +209,8 @@ def prepare(out, samples, shared):
     from pedal.tools.reference import reference_output
 
     os.makedirs(out, exist_ok=True)
-    x = guitar_like(samples)
+    from pedal.signals import guitar_phrase
+    x = guitar_phrase(samples / 48000 + 1, 48000, seed=0)[:samples]
     np.save(os.path.join(out, "x.npy"), x)
     sources = []      # (name, model file, reference source or None, knobs, reference label)
 
