@@ -6,6 +6,11 @@ default tanh and sigmoid);
 head_sum += a; x = x + layer1x1(a). Each layer array rechannels its input first, its head sum
 starts from the previous array's head output, and the last head output times head_scale is
 the model output. The condition is the model input.
+
+Knob conditioning (FiLM): z = gamma * z + beta per output channel, gamma = 1 + film_scale @ k,
+beta = film_shift @ k for the knob vector k. As both are constant between knob changes they
+are folded into the layer's fused matrix (columns scaled by gamma, beta added to the bias
+row) by set_knob, so the per-sample path is the same with or without knobs.
 """
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -18,6 +23,11 @@ cdef struct Layer:
     const float* fused     # (zc x width): the conv taps, the input mixer and the bias as one
                            # column-major matrix, applied to [taps; condition; 1] columns
     int width              # ksize*ch + cond + 1
+    const float* base      # (zc x width) the fused matrix without FiLM; fused is base itself
+                           # unless the model has knobs
+    float* film_fused      # FiLM only (else NULL): fused, recomputed from base by set_knob
+    const float* film_scale  # FiLM only: (zc x knobs) row-major, as in the model file
+    const float* film_shift
     const float* out_w     # (ch x ch) column-major
     const float* out_b
     int act
@@ -52,7 +62,8 @@ cdef class WaveNet:
 
     `arrays` is a list of dicts: input_size, condition_size, channels, head_size, and layers, a
     list of dicts (kernel_size, dilation, act, alpha, gating, gate_act, gate_alpha); `tensors` maps the model file's
-    names to float32 arrays (see pedal/arch/wavenet.py).
+    names to float32 arrays (see pedal/arch/wavenet.py); `knob_inputs` > 0 turns FiLM on,
+    with the knobs set by set_knob(index, value) (all 0 until set).
     """
     cdef Array* arrays
     cdef int narrays
@@ -62,6 +73,10 @@ cdef class WaveNet:
     cdef float* cols       # width x max_block: the gathered columns of the current layer
     cdef float* a
     cdef float* headacc
+    cdef int nknobs
+    cdef float[::1] knobs  # kept apart from _keep: knob values outlive reset()
+    cdef float* knob_values
+    cdef bint ready        # reset() completed: the layers exist for set_knob to update
     cdef list _keep
     cdef object _spec
     cdef object _tensors
@@ -70,10 +85,16 @@ cdef class WaveNet:
     def __cinit__(self):
         self.arrays = NULL
         self.narrays = 0
+        self.ready = False
 
-    def __init__(self, arrays, tensors):
+    def __init__(self, arrays, tensors, int knob_inputs=0):
         self._spec = arrays
         self._tensors = tensors
+        if knob_inputs < 0:
+            raise ValueError("knob_inputs must not be negative")
+        self.nknobs = knob_inputs
+        self.knobs = np.zeros(max(knob_inputs, 1), np.float32)
+        self.knob_values = &self.knobs[0]
         self.head_scale = float(np.asarray(tensors["head_scale"]).reshape(-1)[0])
         self.receptive_field = 1 + sum(l["dilation"] * (l["kernel_size"] - 1)
                                        for arr in arrays for l in arr["layers"])
@@ -106,6 +127,7 @@ cdef class WaveNet:
         cdef Layer* lay
         if max_block < 1:
             raise ValueError("max_block must be at least 1")
+        self.ready = False
         self._free()
         self._keep = []
         t = self._tensors
@@ -134,11 +156,19 @@ cdef class WaveNet:
                 lay.gate_act, lay.gate_alpha = ls.get("gate_act", 0), ls.get("gate_alpha", 0.0)
                 k = ls["kernel_size"]
                 w = np.asarray(t[p + "conv_w"], np.float32)            # (zc, ch, k)
-                lay.fused = self._hold(np.concatenate([
+                lay.base = self._hold(np.concatenate([
                     w.transpose(2, 1, 0).reshape(k * arr.ch, zc),      # tap-major rows
                     np.asarray(t[p + "mixer"], np.float32).T,          # (cond, zc)
                     np.asarray(t[p + "conv_b"], np.float32)[None, :]]))
                 lay.width = k * arr.ch + arr.cond + 1
+                lay.fused = lay.base
+                lay.film_fused = NULL
+                lay.film_scale = lay.film_shift = NULL
+                if self.nknobs:
+                    lay.film_fused = self._zeros(zc * lay.width)
+                    lay.fused = lay.film_fused
+                    lay.film_scale = self._hold(t[p + "film_scale"])
+                    lay.film_shift = self._hold(t[p + "film_shift"])
                 maxw = max(maxw, lay.width)
                 lay.out_w = self._hold(_colmajor(t[p + "out_w"]))
                 lay.out_b = self._hold(t[p + "out_b"])
@@ -155,7 +185,40 @@ cdef class WaveNet:
         self.cols = self._zeros(maxw * max_block)
         self.a = self._zeros(maxch * max_block)
         self.headacc = self._zeros(maxch * max_block)
+        self.ready = True
+        with nogil:
+            self._film()
         self.prewarm()
+
+    def set_knob(self, int index, float value):
+        """Knob `index` (0-based) takes `value` from the next block on; before reset() too.
+        Called from the audio thread between blocks: allocates nothing."""
+        if not 0 <= index < self.nknobs:
+            raise IndexError(f"knob {index} out of range (model has {self.nknobs})")
+        self.knob_values[index] = value
+        if self.ready:
+            with nogil:
+                self._film()
+
+    cdef void _film(self) noexcept nogil:
+        """Every layer's fused matrix from its base with the current knobs' gamma and beta."""
+        cdef int i, j, c, q, r, zc, w, nk = self.nknobs
+        cdef float gamma, beta
+        cdef Layer* lay
+        if nk == 0:
+            return
+        for i in range(self.narrays):
+            for j in range(self.arrays[i].nlayers):
+                lay = &self.arrays[i].layers[j]
+                zc, w = lay.conv.cout, lay.width
+                for c in range(zc):
+                    gamma, beta = 1, 0
+                    for q in range(nk):
+                        gamma = gamma + lay.film_scale[c * nk + q] * self.knob_values[q]
+                        beta = beta + lay.film_shift[c * nk + q] * self.knob_values[q]
+                    for r in range(w):
+                        lay.film_fused[r * zc + c] = gamma * lay.base[r * zc + c]
+                    lay.film_fused[(w - 1) * zc + c] += beta
 
     def prewarm(self):
         """Feed silence for the receptive field so the state matches an offline run that

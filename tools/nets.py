@@ -82,11 +82,13 @@ def _uniform(shape, fan_in):
 
 
 class WaveNetNet(_Named):
-    """NAM A1-family WaveNet (see pedal/arch/wavenet.py for config and tensor names)."""
+    """NAM A1-family WaveNet (see pedal/arch/wavenet.py for config and tensor names), with
+    FiLM on the knobs when config["knob_inputs"] > 0."""
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.knob_inputs = config.get("knob_inputs", 0)
         for i, arr in enumerate(config["layer_arrays"]):
             ch, cin = arr["channels"], arr["input_size"]
             self.add(f"a{i}.rechannel", ch, cin, init=_uniform((ch, cin), cin))
@@ -99,6 +101,10 @@ class WaveNetNet(_Named):
                          init=_uniform((z, arr["condition_size"]), 1))
                 self.add(p + "out_w", ch, ch, init=_uniform((ch, ch), ch))
                 self.add(p + "out_b", ch, init=_uniform((ch,), ch))
+                if self.knob_inputs:
+                    # zeros: training starts from the unconditioned net
+                    self.add(p + "film_scale", z, self.knob_inputs)
+                    self.add(p + "film_shift", z, self.knob_inputs)
             self.add(f"a{i}.head_w", arr["head_size"], ch,
                      init=_uniform((arr["head_size"], ch), ch))
             if arr.get("head_bias"):
@@ -107,7 +113,12 @@ class WaveNetNet(_Named):
         self.receptive_field = get_architecture("WaveNet").receptive_field(config)
 
     def forward(self, x, knobs=None):
-        """x (batch, time) -> (batch, time), offline with zero-padded start."""
+        """x (batch, time) -> (batch, time), offline with zero-padded start.
+
+        knobs (FiLM models only): (batch, knob_inputs), or (batch, knob_inputs, time) for
+        knobs that move; the padded start then holds the first values, as the kernel
+        prewarms with the knobs set at reset()."""
+        knobs = self._padded_knobs(x, knobs)
         cond = F.pad(x, (self.receptive_field - 1, 0))[:, None, :]
         src, head = cond, None
         for i, arr in enumerate(self.config["layer_arrays"]):
@@ -120,6 +131,8 @@ class WaveNetNet(_Named):
                              dilation=lay["dilation"])
                 n = z.shape[-1]
                 z = z + F.conv1d(cond[..., -n:], self.p(p + "mixer")[:, :, None])
+                if knobs is not None:
+                    z = self._film(p, z, knobs)
                 a = self._activate(lay, z, ch)
                 acc = a if acc is None else acc[..., -n:] + a
                 h = h[..., -n:] + F.conv1d(a, self.p(p + "out_w")[:, :, None], self.p(p + "out_b"))
@@ -129,6 +142,27 @@ class WaveNetNet(_Named):
                             self.p(f"a{i}.head_b") if arr.get("head_bias") else None)
             src = h
         return (self.p("head_scale") * head[:, 0, :])[:, -x.shape[-1]:]
+
+    def _padded_knobs(self, x, knobs):
+        """knobs as (batch, knob_inputs, 1) or, moving, (batch, knob_inputs, padded time)."""
+        if not self.knob_inputs:
+            return None
+        if knobs is None:
+            raise ValueError(f"this WaveNet takes {self.knob_inputs} knob inputs: pass knobs")
+        knobs = torch.as_tensor(knobs, dtype=x.dtype, device=x.device)
+        batch, count = x.shape[0], self.knob_inputs
+        if knobs.shape == (batch, count):
+            return knobs[..., None]
+        if knobs.shape == (batch, count, x.shape[-1]):
+            return F.pad(knobs, (self.receptive_field - 1, 0), mode="replicate")
+        raise ValueError(f"knobs: shape {list(knobs.shape)}, expected {[batch, count]} or "
+                         f"{[batch, count, x.shape[-1]]}")
+
+    def _film(self, p, z, knobs):
+        """gamma * z + beta with gamma = 1 + film_scale @ k, beta = film_shift @ k."""
+        k = knobs[..., -z.shape[-1]:] if knobs.shape[-1] > 1 else knobs
+        gamma = 1 + torch.einsum("zk,bkt->bzt", self.p(p + "film_scale"), k)
+        return gamma * z + torch.einsum("zk,bkt->bzt", self.p(p + "film_shift"), k)
 
     @staticmethod
     def _activate(lay, z, ch):

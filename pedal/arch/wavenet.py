@@ -2,18 +2,25 @@
 
 Config: {"layer_arrays": [{"input_size", "condition_size", "channels", "head_size",
 "head_bias", "layers": [{"kernel_size", "dilation", "activation", "alpha", "gating",
-"gate_activation", "gate_alpha"}]}]}. gating is "none", "gated": activation(z1) * s, or
-"blended": s * activation(z1) + (1 - s) * z1, with s = gate_activation(z2) (default Sigmoid).
+"gate_activation", "gate_alpha"}]}], "knob_inputs" (optional, 0..8, default 0)}. gating is
+"none", "gated": activation(z1) * s, or "blended": s * activation(z1) + (1 - s) * z1, with
+s = gate_activation(z2) (default Sigmoid).
 Tensors per array i and layer j: a{i}.rechannel (ch, in), a{i}.l{j}.conv_w (z, ch, k) with
 z = 2*ch when gating, a{i}.l{j}.conv_b (z), a{i}.l{j}.mixer (z, cond), a{i}.l{j}.out_w
 (ch, ch), a{i}.l{j}.out_b (ch), a{i}.head_w (head, ch), a{i}.head_b (head) if head_bias;
 then head_scale (1).
+
+Knob conditioning (FiLM), when knob_inputs > 0: every layer also has a{i}.l{j}.film_scale and
+a{i}.l{j}.film_shift, both (z, knob_inputs). With the knob vector k (the knobs' own units),
+the layer's pre-activation becomes (1 + film_scale @ k) * (conv + conv_b + mixer) +
+film_shift @ k, per output channel and constant over time.
 """
 from . import (Architecture, MAX_CHANNELS, ModelError, need_history, need_int, need_list,
                need_number, need_tensor, no_extra_tensors, register)
 from .activations import canonical, code
 
 GATINGS = ("none", "gated", "blended")
+MAX_KNOB_INPUTS = 8
 
 
 @register
@@ -22,6 +29,7 @@ class WaveNet(Architecture):
 
     def check(self, config, tensors, where):
         arrays = need_list(config, "layer_arrays", where, "config.layer_arrays", hi=16)
+        knobs = self._need_knob_inputs(config, where)
         expected = {"head_scale": (1,)}
         prev_head = prev_ch = None
         convs = []
@@ -65,6 +73,8 @@ class WaveNet(Architecture):
                 expected.update({p + "conv_w": (z, ch, k), p + "conv_b": (z,),
                                  p + "mixer": (z, cond), p + "out_w": (ch, ch),
                                  p + "out_b": (ch,)})
+                if knobs:
+                    expected.update({p + "film_scale": (z, knobs), p + "film_shift": (z, knobs)})
             expected[f"a{i}.head_w"] = (head, ch)
             if arr.get("head_bias"):
                 expected[f"a{i}.head_b"] = (head,)
@@ -75,6 +85,15 @@ class WaveNet(Architecture):
         for name, shape in expected.items():
             need_tensor(tensors, name, shape, where)
         no_extra_tensors(tensors, expected, where)
+
+    @staticmethod
+    def _need_knob_inputs(config, where):
+        if "knob_inputs" not in config:
+            return 0
+        return need_int(config, "knob_inputs", 0, MAX_KNOB_INPUTS, where, "config.knob_inputs")
+
+    def knob_inputs(self, config):
+        return config.get("knob_inputs", 0)
 
     def build(self, model):
         from ..kernels.wavenet import WaveNet as Kernel
@@ -91,7 +110,10 @@ class WaveNet(Architecture):
                                "gate_alpha": float(lay.get("gate_alpha", 0.01))})
             arrays.append({k: arr[k] for k in ("input_size", "condition_size", "channels",
                                                "head_size")} | {"layers": layers})
-        return Kernel(arrays, model.tensors)
+        kernel = Kernel(arrays, model.tensors, self.knob_inputs(model.config))
+        for i, knob in enumerate(model.knobs):
+            kernel.set_knob(i, knob.default)
+        return kernel
 
     def macs_per_sample(self, config):
         macs = 0
@@ -112,6 +134,7 @@ class WaveNet(Architecture):
         chans = "/".join(str(a["channels"]) for a in arrays)
         layers = sum(len(a["layers"]) for a in arrays)
         gated = any(l.get("gating", "none") != "none" for a in arrays for l in a["layers"])
+        knobs = self.knob_inputs(config)
         return (f"WaveNet, {len(arrays)} layer arrays, {chans} channels, {layers} layers"
-                f"{', gated' if gated else ''}, receptive field "
-                f"{self.receptive_field(config)} samples")
+                f"{', gated' if gated else ''}{f', FiLM on {knobs} knobs' if knobs else ''}, "
+                f"receptive field {self.receptive_field(config)} samples")
