@@ -10,6 +10,8 @@ from .errors import AudioFileError
 
 def read_audio(path):
     """(samples float32 of shape (frames, channels), sample_rate)."""
+    if not os.path.isfile(path):   # libsndfile reports a missing file as "System error"
+        raise AudioFileError(path, "no such file")
     try:
         data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
     except FileNotFoundError:

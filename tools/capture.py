@@ -1,0 +1,73 @@
+"""pedal-capture: make the capture signal, play it through the gear, align the recording.
+
+    pedal-capture signal -o capture.wav [--seconds 180] [--rate 48000] [--di my-di.wav ...]
+    pedal-capture reamp capture.wav -o takes/ (--lv2 URI | --pedalboard SPEC | --vst3 PATH |
+                        --device hw:1) [--control NAME=VALUE ...] [--sweep KNOB=v1,v2,...]
+    pedal-capture align capture.wav takes/reamp.json -o aligned/ [--force]
+
+Then `pedal-train aligned/ -o run/`.
+"""
+import argparse
+import sys
+
+from pedal.errors import PedalError
+
+from . import reamp
+from .align import align
+from .capsignal import DEFAULT_RATE, DEFAULT_SECONDS, load_di, make_signal, write_signal
+
+EXIT_USAGE = 2
+
+
+def cmd_signal(args, say=print):
+    di = [load_di(p, args.rate) for p in args.di]
+    signal, layout = make_signal(args.seconds, args.rate, args.seed, di)
+    write_signal(args.out, signal, layout)
+    say(f"wrote {args.out} ({len(signal) / args.rate:.1f} s at {args.rate} Hz) and its layout; "
+        f"play it through the gear with `pedal-capture reamp {args.out} -o takes/ ...`")
+    return 0
+
+
+def cmd_align(args, say=print):
+    align(args.dry, args.wet, args.out, force=args.force, invert=args.invert, say=say)
+    say(f"next: pedal-train {args.out} -o run/")
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="pedal-capture", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("signal", help="write the capture signal and its layout")
+    s.add_argument("-o", "--out", default="capture.wav")
+    s.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
+                   help="total length without DI (at least 60)")
+    s.add_argument("--rate", type=int, default=DEFAULT_RATE)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--di", action="append", default=[],
+                   help="append a DI recording of your own playing (repeatable)")
+    s.set_defaults(run=cmd_signal)
+    r = sub.add_parser("reamp", help="play the signal through the gear, record the take(s)")
+    reamp.add_arguments(r)
+    r.set_defaults(run=reamp.run)
+    a = sub.add_parser("align", help="align and check a recording, write the capture folder")
+    a.add_argument("dry", help="the capture signal (its layout .json beside it)")
+    a.add_argument("wet", help="the recording (WAV) or the reamp manifest (reamp.json)")
+    a.add_argument("-o", "--out", required=True, help="folder for the aligned capture")
+    a.add_argument("--force", action="store_true", help="go on although a check failed")
+    a.add_argument("--invert", action="store_true", help="flip the recording's polarity")
+    a.set_defaults(run=cmd_align)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except PedalError as e:
+        print(f"pedal-capture {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
