@@ -54,13 +54,17 @@ setup(
         # lgpio: gpiozero's pin factory on the Pi 5 (and what it prefers on the Pi 4)
         "device": ["pyalsaaudio>=0.10", "gpiozero>=2.0",
                    "lgpio>=0.2; platform_machine == 'aarch64'"],
-        "train": ["torch==2.13.0", "neural-amp-modeler>=0.10"],
+        "train": ["torch==2.13.0", "neural-amp-modeler>=0.10", "matplotlib>=3.6",
+                  "pedalboard>=0.9"],
         "test": ["pytest>=7", "hypothesis>=6"],
     },
     entry_points={"console_scripts": [
         "pedal=pedal.cli:main",
         "pedal-convert=pedal.tools.convert:main",
         "pedal-push=pedal.tools.push:main",
+        "pedal-capture=pedal.tools.capture:main",
+        "pedal-train=pedal.tools.train:main",
+        "pedal-abx=pedal.tools.abx:main",
     ]},
     zip_safe=False,
 )

@@ -112,14 +112,16 @@ class WaveNetNet(_Named):
         self.add("head_scale", 1, init=torch.tensor([0.02]))
         self.receptive_field = get_architecture("WaveNet").receptive_field(config)
 
-    def forward(self, x, knobs=None):
-        """x (batch, time) -> (batch, time), offline with zero-padded start.
+    def forward(self, x, knobs=None, pad=True):
+        """x (batch, time) -> (batch, time), offline with zero-padded start; with pad=False
+        x starts with receptive_field - 1 samples of real context and the output is that
+        much shorter (training, where the context is real input).
 
         knobs (FiLM models only): (batch, knob_inputs), or (batch, knob_inputs, time) for
         knobs that move; the padded start then holds the first values, as the kernel
         prewarms with the knobs set at reset()."""
-        knobs = self._padded_knobs(x, knobs)
-        cond = F.pad(x, (self.receptive_field - 1, 0))[:, None, :]
+        knobs = self._padded_knobs(x, knobs, pad)
+        cond = (F.pad(x, (self.receptive_field - 1, 0)) if pad else x)[:, None, :]
         src, head = cond, None
         for i, arr in enumerate(self.config["layer_arrays"]):
             ch = arr["channels"]
@@ -141,9 +143,9 @@ class WaveNetNet(_Named):
             head = F.conv1d(acc, self.p(f"a{i}.head_w")[:, :, None],
                             self.p(f"a{i}.head_b") if arr.get("head_bias") else None)
             src = h
-        return (self.p("head_scale") * head[:, 0, :])[:, -x.shape[-1]:]
+        return (self.p("head_scale") * head[:, 0, :])[:, -cond.shape[-1] + self.receptive_field - 1:]
 
-    def _padded_knobs(self, x, knobs):
+    def _padded_knobs(self, x, knobs, pad=True):
         """knobs as (batch, knob_inputs, 1) or, moving, (batch, knob_inputs, padded time)."""
         if not self.knob_inputs:
             return None
@@ -154,7 +156,8 @@ class WaveNetNet(_Named):
         if knobs.shape == (batch, count):
             return knobs[..., None]
         if knobs.shape == (batch, count, x.shape[-1]):
-            return F.pad(knobs, (self.receptive_field - 1, 0), mode="replicate")
+            return F.pad(knobs, (self.receptive_field - 1, 0), mode="replicate") if pad \
+                else knobs
         raise ValueError(f"knobs: shape {list(knobs.shape)}, expected {[batch, count]} or "
                          f"{[batch, count, x.shape[-1]]}")
 
@@ -246,13 +249,14 @@ class CNNNet(_Named):
             cin = ch
         self.receptive_field = get_architecture("CNN").receptive_field(config)
 
-    def forward(self, x, knobs=None):
-        h = F.pad(x, (self.receptive_field - 1, 0))[:, None, :]
+    def forward(self, x, knobs=None, pad=True):
+        """x (batch, time) -> (batch, time); pad=False: as WaveNetNet.forward."""
+        h = (F.pad(x, (self.receptive_field - 1, 0)) if pad else x)[:, None, :]
         for i, lay in enumerate(self.config["layers"]):
             bias = self.p(f"c{i}.b") if lay.get("bias", True) else None
             h = F.conv1d(h, self.p(f"c{i}.w"), bias, dilation=lay["dilation"])
             h = activation(lay.get("activation", "Identity"), lay.get("alpha", 0.01))(h)
-        return h[:, 0, -x.shape[-1]:]
+        return h[:, 0, :]
 
 
 NETS = {"WaveNet": WaveNetNet, "Recurrent": RecurrentNet, "CNN": CNNNet}

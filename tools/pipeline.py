@@ -1,0 +1,39 @@
+"""The whole tool chain in one call, for recipes and benchmarks: signal, reamp through software
+gear, align, train, convert. Each step is the same code the CLIs run."""
+import os
+
+from pedal.errors import PedalError
+from pedal.formats import load_model
+
+from . import capture, train
+from .convert import main as convert_main
+
+
+def _run(main, argv, what):
+    if main(argv) != 0:
+        raise PedalError(what, f"failed: {' '.join(argv)}")
+
+
+def capture_model(workdir, gear, arch, minutes, sweep=None, train_args=(), seconds=180,
+                  quantize="fp32", out=None):
+    """Capture `gear` (reamp options, e.g. ["--lv2", URI, "--control", "drive=0.5"]) and
+    train `arch` on it for `minutes`; returns (model file path, validation ESR, run folder).
+
+    The capture signal is shared by every call with the same workdir."""
+    os.makedirs(workdir, exist_ok=True)
+    dry = os.path.join(workdir, "capture.wav")
+    if not os.path.exists(dry):
+        _run(capture.main, ["signal", "-o", dry, "--seconds", str(seconds)], "signal")
+    name = os.path.basename(os.path.normpath(out or arch)).replace(".pedal", "")
+    takes, aligned = os.path.join(workdir, f"{name}-takes"), os.path.join(workdir, f"{name}-aligned")
+    _run(capture.main, ["reamp", dry, "-o", takes, *gear] + (["--sweep", sweep] if sweep else []),
+         "reamp")
+    _run(capture.main, ["align", dry, os.path.join(takes, "reamp.json"), "-o", aligned], "align")
+    run = os.path.join(workdir, f"{name}-run")
+    _run(train.main, [aligned, "-o", run, "--arch", arch, "--minutes", str(minutes), "--quiet",
+                      *train_args], "train")
+    pedal_file = out or os.path.join(run, "model.pedal")
+    _run(convert_main, [os.path.join(run, "model.pt"), "-o", pedal_file, "--quantize", quantize],
+         "convert")
+    model = load_model(pedal_file)
+    return pedal_file, model.esr.get("validation"), run

@@ -1,0 +1,378 @@
+"""pedal-train: train a model of the gear on an aligned capture.
+
+    pedal-train CAPTURE_DIR -o RUN_DIR [--arch feather] [--minutes 15] [--resume]
+
+CAPTURE_DIR is what `pedal-capture align` wrote. RUN_DIR receives model.pt (for
+`pedal-convert`), checkpoint.pt (for --resume), model.nam where the architecture has a NAM
+equivalent, and report/ (validation ESR with a verdict, plots, clips, an ABX page).
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from pedal.errors import PedalError
+from pedal.modelfile import Knob
+
+EXIT_USAGE = 2
+VALIDATE_EVERY_S = 20.0       # wall time between validations (and checkpoints)
+RECURRENT_WARMUP = 2048       # samples a recurrent net runs before its loss counts
+RECURRENT_CONTEXT = 24000     # samples of real input before the validation section
+COMPILE_FROM_S = 300          # budgets this long win back torch.compile's minute or so
+
+
+def _torch():
+    import torch
+    return torch
+
+
+class Trainer:
+    """One training run: data, net, optimiser, schedule, history; resumable."""
+
+    def __init__(self, capture, arch, config, args):
+        torch = _torch()
+        from .losses import CaptureLoss
+        from .nets import make_net
+        self.capture, self.args = capture, args
+        self.device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu
+                                   else "cpu")
+        torch.manual_seed(args.seed)
+        self.rng = np.random.default_rng(args.seed)
+        self.arch, self.config = arch, config
+        self.net = make_net(arch, config).to(self.device)
+        self.train_net = self.net       # a compiled view of the same parameters, see run()
+        self.recurrent = arch == "Recurrent"
+        self.context = RECURRENT_WARMUP if self.recurrent else self.net.receptive_field - 1
+        self.loss_fn = CaptureLoss(args.pre_emphasis, capture.rate, args.dc_weight,
+                                   args.stft_weight).to(self.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=args.lr)
+        self.starts = capture.train_starts(self.context, args.segment)
+        if len(self.starts) == 0:
+            raise PedalError(capture.path, "sections: no training material long enough for "
+                                           f"segments of {args.segment} samples")
+        self.elapsed, self.step, self.history = 0.0, 0, []
+        self.best_esr, self.best_tensors = math.inf, None
+        self.x = torch.from_numpy(capture.dry).to(self.device)
+        self.ys = [torch.from_numpy(t.wet).to(self.device) for t in capture.takes]
+        self.knobs = torch.tensor([t.knob_vector for t in capture.takes], dtype=torch.float32,
+                                  device=self.device) if capture.knobs else None
+
+    # -- the schedule: warm-up, then cosine decay over the time budget -----------------------
+    def lr_at(self, frac):
+        a = self.args
+        if frac < 0.02:
+            return a.lr * max(frac / 0.02, 0.05)
+        return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+    def batch(self):
+        torch = _torch()
+        n, seg, ctx = self.args.batch, self.args.segment, self.context
+        pick = self.rng.integers(0, len(self.starts), n)
+        take = self.rng.integers(0, len(self.ys), n)
+        starts = torch.as_tensor(self.starts[pick], device=self.device)
+        idx = starts[:, None] + torch.arange(-ctx, seg, device=self.device)[None, :]
+        x = self.x[idx]
+        y = torch.stack([self.ys[t][i[ctx:]] for t, i in zip(take.tolist(), idx)])
+        k = self.knobs[torch.as_tensor(take, device=self.device)] if self.knobs is not None \
+            else None
+        return x, y, k
+
+    def compile(self, say):
+        """Fuse the net's elementwise work with torch.compile (its compile time is spent
+        from the budget); a machine where that fails trains uncompiled."""
+        torch = _torch()
+        t0 = time.monotonic()
+        try:
+            self.train_net = torch.compile(self.net)
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr_at(self.elapsed / (self.args.minutes * 60.0))
+            self.train_step()
+        except Exception as e:  # no C++ compiler, an unsupported platform, ...
+            self.train_net = self.net
+            say(f"note: torch.compile failed ({type(e).__name__}); training uncompiled")
+            return
+        say(f"compiled the net in {time.monotonic() - t0:.0f} s")
+
+    def train_step(self):
+        x, y, k = self.batch()
+        pred = self._forward(x, k)
+        loss = self.loss_fn(y, pred)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        _torch().nn.utils.clip_grad_norm_(self.net.parameters(), self.args.clip)
+        self.opt.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def _forward(self, x, k):
+        """The net on inputs that start with `context` samples of real input: only the
+        outputs after that context (convolutional nets then skip their zero padding)."""
+        if self.recurrent:
+            return self.train_net(x, k)[:, self.context:]
+        return self.train_net(x, k, pad=False)
+
+    def predict(self, start, end, take=0):
+        """The net on [start, end) of the dry signal, with real input before it as context."""
+        torch = _torch()
+        ctx = min(start, RECURRENT_CONTEXT if self.recurrent else self.context)
+        k = self.knobs[take:take + 1] if self.knobs is not None else None
+        self.net.eval()
+        with torch.no_grad():
+            out = self.net(self.x[None, start - ctx:end], k)[0, ctx:]
+        self.net.train()
+        return out
+
+    def validate(self):
+        """Plain ESR on the validation section, energy-weighted over all takes."""
+        s, e = self.capture.validation
+        err = energy = 0.0
+        for t, y in enumerate(self.ys):
+            pred = self.predict(s, e, t)
+            err += float(((pred - y[s:e]) ** 2).sum())
+            energy += float((y[s:e] ** 2).sum())
+        return err / max(energy, 1e-20)
+
+    def run(self, say, checkpoint_path=None):
+        """Train until the time budget, the epochs or early stopping end it."""
+        a = self.args
+        budget = a.minutes * 60.0
+        steps_per_epoch = max(1, self.capture.train_samples // (a.batch * a.segment))
+        t0 = time.monotonic() - self.elapsed
+        if a.compile == "on" or (a.compile == "auto" and budget >= COMPILE_FROM_S):
+            self.compile(say)
+        bar = _progress(budget, self.elapsed, not a.quiet)
+        last_val = time.monotonic()
+        losses, stale = [], 0
+        try:
+            while True:
+                self.elapsed = time.monotonic() - t0
+                frac = self.elapsed / budget
+                if frac >= 1.0 or (a.epochs and self.step >= a.epochs * steps_per_epoch):
+                    break
+                for g in self.opt.param_groups:
+                    g["lr"] = self.lr_at(frac)
+                losses.append(self.train_step())
+                bar.update(self.elapsed)
+                if time.monotonic() - last_val >= VALIDATE_EVERY_S:
+                    stale = self._checkpoint(losses, steps_per_epoch, stale, checkpoint_path)
+                    bar.postfix(losses[-1], self.best_esr, budget - self.elapsed)
+                    losses, last_val = [], time.monotonic()
+                    if a.patience and stale >= a.patience:
+                        say(f"early stop: validation ESR has not improved in {stale} checks")
+                        break
+            self.elapsed = time.monotonic() - t0
+            if losses or not self.history:
+                self._checkpoint(losses, steps_per_epoch, stale, checkpoint_path)
+        finally:
+            bar.close()
+        self.net.load_tensors(self.best_tensors)
+        return self.best_esr
+
+    def _checkpoint(self, losses, steps_per_epoch, stale, path):
+        val = self.validate()
+        self.history.append({"epoch": round(self.step / steps_per_epoch, 3), "step": self.step,
+                             "train_loss": float(np.mean(losses)) if losses else None,
+                             "val_esr": val, "seconds": round(self.elapsed, 1)})
+        if val < self.best_esr:
+            self.best_esr, self.best_tensors, stale = val, self.net.tensors(), 0
+        else:
+            stale += 1
+        if path:
+            self.save_checkpoint(path)
+        return stale
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state(self):
+        torch = _torch()
+        return {"format": "pedal-train-checkpoint", "version": 1, "architecture": self.arch,
+                "config": self.config, "step": self.step, "elapsed": self.elapsed,
+                "history": self.history, "best_esr": self.best_esr,
+                "best": {k: torch.from_numpy(v) for k, v in (self.best_tensors or {}).items()},
+                "tensors": {k: torch.from_numpy(v) for k, v in self.net.tensors().items()},
+                "optimizer": self.opt.state_dict(),
+                "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+
+    def save_checkpoint(self, path):
+        torch = _torch()
+        tmp = f"{path}.tmp{os.getpid()}"
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path):
+        ck = read_checkpoint(path)
+        if ck["architecture"] != self.arch or ck["config"] != self.config:
+            raise PedalError(path, "config: the checkpoint is of another architecture or size "
+                                   "than asked for (resume with the same --arch options)")
+        try:
+            self.net.load_tensors({k: v.numpy() for k, v in ck["tensors"].items()})
+            self.opt.load_state_dict(ck["optimizer"])
+            self.rng.bit_generator.state = ck["rng"]
+            _torch().set_rng_state(ck["torch_rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise PedalError(path, f"checkpoint does not fit this run ({e})") from None
+        self.step, self.elapsed, self.history = ck["step"], ck["elapsed"], ck["history"]
+        self.best_esr = ck["best_esr"]
+        self.best_tensors = {k: v.numpy() for k, v in ck["best"].items()} or None
+
+
+def read_checkpoint(path):
+    torch = _torch()
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise PedalError(path, "no checkpoint to resume from") from None
+    except Exception as e:  # torch raises many kinds for truncated or foreign files
+        raise PedalError(path, f"corrupt checkpoint ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:120]})") from None
+    if not isinstance(ck, dict) or ck.get("format") != "pedal-train-checkpoint":
+        raise PedalError(path, "format: not a pedal-train checkpoint")
+    return ck
+
+
+class _progress:
+    """A progress bar over the time budget with train loss, validation ESR and time left."""
+
+    def __init__(self, budget_s, done_s, enabled):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=round(budget_s), initial=round(done_s), unit="s",
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}",
+                            file=sys.stderr)
+
+    def update(self, elapsed):
+        if self.bar is not None and round(elapsed) != self.bar.n:
+            self.bar.n = min(round(elapsed), self.bar.total)
+            self.bar.refresh()
+
+    def postfix(self, loss, best, left):
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.4f}, val ESR {best:.4f}, "
+                                     f"{max(left, 0) / 60:.1f} min left")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def model_knobs(capture):
+    """The model's knobs: each capture knob as a 0..1 position of the gear's range."""
+    return [Knob(k["name"], 0.0, 1.0, capture.normalise(k["name"], k["default"]))
+            for k in capture.knobs]
+
+
+def build_parser():
+    from .architectures import NAMES
+    p = argparse.ArgumentParser(prog="pedal-train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("capture", help="folder (or its capture.json) written by pedal-capture align")
+    p.add_argument("-o", "--out", required=True, help="run folder")
+    p.add_argument("--arch", default="feather", choices=NAMES)
+    p.add_argument("--channels", type=int, help="WaveNet/TCN/CNN width (custom size)")
+    p.add_argument("--hidden", type=int, help="LSTM/GRU units (8..64)")
+    p.add_argument("--kernel-size", type=int)
+    p.add_argument("--minutes", type=float, default=10.0, help="training time budget")
+    p.add_argument("--epochs", type=float, default=0, help="stop after this many epochs too")
+    p.add_argument("--lr", type=float, default=0.004)
+    p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--segment", type=int, default=8192, help="samples per training example")
+    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
+    p.add_argument("--pre-emphasis", default="first-order",
+                   choices=("first-order", "a-weighting", "none"))
+    p.add_argument("--dc-weight", type=float, default=1.0)
+    p.add_argument("--stft-weight", type=float, default=2e-4, help="multi-resolution STFT term")
+    p.add_argument("--patience", type=int, default=20,
+                   help="stop after this many validations (one per 20 s) without improvement "
+                        "(0: never)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even with CUDA")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                   help="torch.compile the net (auto: for budgets of 5 minutes or more)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--name", help="model name (default: from the capture's gear)")
+    p.add_argument("--no-report", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def train(args, say=print):
+    from .align import load_capture
+    from .architectures import make
+    from .nets import save_pt
+    torch = _torch()
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    capture = load_capture(args.capture)
+    arch, config = make(args.arch, len(capture.knobs), args.channels, args.hidden,
+                        args.kernel_size)
+    os.makedirs(args.out, exist_ok=True)
+    trainer = Trainer(capture, arch, config, args)
+    ck_path = os.path.join(args.out, "checkpoint.pt")
+    if args.resume:
+        trainer.load_checkpoint(ck_path)
+        say(f"resuming at {trainer.elapsed / 60:.1f} min, best validation ESR "
+            f"{trainer.best_esr:.4f}")
+    say(f"training {args.arch} ({sum(p.numel() for p in trainer.net.parameters())} weights) "
+        f"on {capture.describe()} for {args.minutes:g} min on {trainer.device}")
+    val_esr = trainer.run(say, ck_path)
+    name = args.name or capture.gear_name()
+    metadata = {"name": name, **capture.gear_metadata(),
+                "training": {"architecture": args.arch, "minutes": round(trainer.elapsed / 60, 2),
+                             "steps": trainer.step, "validation_esr": val_esr}}
+    pt_path = os.path.join(args.out, "model.pt")
+    save_pt(trainer.net, pt_path, arch, capture.rate, model_knobs(capture), metadata,
+            {"validation": val_esr})
+    say(f"validation ESR {val_esr:.4f}; wrote {pt_path} (pedal-convert {pt_path})")
+    _export_nam(pt_path, os.path.join(args.out, "model.nam"), say)
+    if not args.no_report:
+        _report(trainer, args, name, val_esr, say)
+    return val_esr
+
+
+def _export_nam(pt_path, nam_path, say):
+    """A .nam beside model.pt where NAM can express the model, so it also plays in NAM."""
+    from .namexport import export_nam
+    from .nets import load_pt
+    try:
+        export_nam(load_pt(pt_path), nam_path)
+        say(f"wrote {nam_path} (plays in Neural Amp Modeler)")
+    except PedalError as e:
+        say(f"no .nam export: {e.problem}")
+
+
+def _report(trainer, args, name, val_esr, say):
+    from .abx import load_clips, write_abx_page
+    from .report import write_report
+    s, e = trainer.capture.validation
+    take = trainer.capture.default_take()
+    pred = trainer.predict(s, e, take).cpu().numpy()
+    summary = {"name": name, "architecture": args.arch, "val_esr": val_esr,
+               "minutes": round(trainer.elapsed / 60, 2),
+               "parameters": sum(p.numel() for p in trainer.net.parameters())}
+    folder = os.path.join(args.out, "report")
+    write_report(folder, trainer.capture.dry[s:e], trainer.capture.takes[take].wet[s:e], pred,
+                 trainer.capture.rate, trainer.history, summary)
+    write_abx_page(folder, load_clips(folder), seed=trainer.args.seed)
+    say(f"report: {folder}/report.md; blind test: pedal-abx {folder} (or open abx.html)")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        train(args)
+    except PedalError as e:
+        print(f"pedal-train: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("pedal-train: interrupted; --resume continues from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
