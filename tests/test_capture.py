@@ -198,3 +198,23 @@ def test_load_capture_refuses_damage(dry, tmp_path):
     (out / "wet.wav").unlink()
     with pytest.raises(PedalError, match="wet.wav: no such file"):
         load_capture(str(out))
+
+
+def test_sweep_takes_share_one_latency(dry, tmp_path):
+    """Takes of one sweep went through the same interface: aligned at one latency."""
+    path, x, _ = dry
+    assert capture_main(["reamp", path, "-o", str(tmp_path / "takes"), "--pedalboard",
+                         "Distortion(drive_db=10); Gain(gain_db=-12)",
+                         "--sweep", "drive_db=0,20"]) == 0
+    manifest = json.load(open(tmp_path / "takes" / "reamp.json"))
+    for take, delay in zip(manifest["takes"], (40, 41)):
+        f = str(tmp_path / "takes" / take["file"])
+        wet, rate = read_audio(f)
+        write_audio(f, np.concatenate([np.zeros(delay, np.float32), wet[:, 0]]), rate)
+    assert capture_main(["align", path, str(tmp_path / "takes" / "reamp.json"), "-o",
+                         str(tmp_path / "out")]) == 0
+    doc = json.load(open(tmp_path / "out" / "capture.json"))
+    assert [t["latency_samples"] for t in doc["takes"]] == [40, 40]
+    assert [t["knobs"] for t in doc["takes"]] == [{"drive_db": 0}, {"drive_db": 20}]
+    cap = load_capture(str(tmp_path / "out"))
+    assert len(cap.takes) == 2 and cap.knobs[0]["name"] == "drive_db"

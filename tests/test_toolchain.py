@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from pedal.audio import read_audio, write_audio
 from pedal.signals import esr

@@ -92,9 +92,9 @@ class AlignedTake:
         return [c for c in self.checks if not c.ok]
 
 
-def align_take(dry, layout, wet, wet_rate, where, invert=False):
-    """Align one recording against the dry signal; returns an AlignedTake whose checks say
-    what is wrong (nothing is refused here)."""
+def align_take(dry, layout, wet, wet_rate, where, invert=False, latency=None):
+    """Align one recording against the dry signal (at `latency` when given); returns an
+    AlignedTake whose checks say what is wrong (nothing is refused here)."""
     rate = layout["rate"]
     if wet_rate != rate:
         raise PedalError(where, f"sample rate {wet_rate} Hz, but the capture signal is {rate} "
@@ -111,7 +111,8 @@ def align_take(dry, layout, wet, wet_rate, where, invert=False):
     onset = int(np.median(starts))
     val = section(layout, "validation_a")
     xlag, corr = xcorr_latency(dry, wet, val["start"], val["start"] + val["length"], onset)
-    latency = min(onset, xlag)
+    if latency is None:
+        latency = min(onset, xlag)
     ends = blip_latencies(wet, layout, "end_blips", floor)
     end_latency = int(np.median(ends)) if ends else None
     total = layout["length"]
@@ -135,11 +136,14 @@ def _checks(dry, layout, cut, fig, raw):
     checks = []
     vb = section(layout, "validation_b")
     needed = vb["start"] + vb["length"]
-    checks.append(Check("length", fig["short_samples"] <= layout["length"] - needed,
+    short = fig["short_samples"]
+    long_enough = short <= layout["length"] - needed
+    checks.append(Check("length", long_enough,
                         f"{fig['recorded_samples']} samples recorded, "
                         f"{fig['latency_samples'] + layout['length']} needed"
-                        + (f" ({fig['short_samples']} missing: truncated recording?)"
-                           if fig["short_samples"] else ""), fatal=True))
+                        + ("" if not short else f" (the last {short} padded with silence)"
+                           if long_enough else f" ({short} missing: truncated recording?)"),
+                        fatal=True))
     extra = fig["recorded_samples"] - fig["latency_samples"] - layout["length"]
     checks.append(Check("extra length", extra <= rate,
                         f"{max(extra, 0)} samples after the end of the signal"
@@ -203,10 +207,15 @@ def align(dry_path, wet_path, out_dir, force=False, invert=False, say=print):
     if rate != layout["rate"]:
         raise PedalError(dry_path, f"sample rate {rate} Hz, the layout says {layout['rate']}")
     takes, manifest = wet_takes(wet_path)
+    recordings = [(path, knobs, *read_wet(path)) for path, knobs in takes]
+    found = [align_take(dry, layout, wet, rate, path, invert).latency
+             for path, _, wet, rate in recordings]
+    # Takes of one sweep went through the same interface: one latency for all, the earliest,
+    # so the knob is all that differs between them.
+    common = min(found)
     aligned = []
-    for path, knobs in takes:
-        wet, wet_rate = read_wet(path)
-        take = align_take(dry, layout, wet, wet_rate, path, invert)
+    for path, knobs, wet, wet_rate in recordings:
+        take = align_take(dry, layout, wet, wet_rate, path, invert, common)
         for c in take.checks:
             say(f"{os.path.basename(path)}: {c.name}: {'ok' if c.ok else 'FAILED'}: {c.detail}")
         say(f"{os.path.basename(path)}: latency {take.latency} samples "
@@ -230,7 +239,7 @@ def _write(out_dir, dry, layout, aligned, manifest):
     write_audio(os.path.join(out_dir, "dry.wav"), dry, rate)
     entries = []
     for i, (path, knobs, take) in enumerate(aligned):
-        name = f"wet-{i}.wav" if len(aligned) > 1 else "wet.wav"
+        name = f"wet-{i}-{os.path.basename(path)}" if len(aligned) > 1 else "wet.wav"
         write_audio(os.path.join(out_dir, name), take.wet, rate)
         entries.append({"file": name, "source": os.path.abspath(path), "knobs": knobs,
                         **take.figures,

@@ -1,5 +1,6 @@
 """The whole tool chain in one call, for recipes and benchmarks: signal, reamp through software
 gear, align, train, convert. Each step is the same code the CLIs run."""
+import json
 import os
 
 from pedal.errors import PedalError
@@ -15,7 +16,7 @@ def _run(main, argv, what):
 
 
 def capture_model(workdir, gear, arch, minutes, sweep=None, train_args=(), seconds=180,
-                  quantize="fp32", out=None):
+                  quantize="fp32", out=None, align_args=()):
     """Capture `gear` (reamp options, e.g. ["--lv2", URI, "--control", "drive=0.5"]) and
     train `arch` on it for `minutes`; returns (model file path, validation ESR, run folder).
 
@@ -28,7 +29,8 @@ def capture_model(workdir, gear, arch, minutes, sweep=None, train_args=(), secon
     takes, aligned = os.path.join(workdir, f"{name}-takes"), os.path.join(workdir, f"{name}-aligned")
     _run(capture.main, ["reamp", dry, "-o", takes, *gear] + (["--sweep", sweep] if sweep else []),
          "reamp")
-    _run(capture.main, ["align", dry, os.path.join(takes, "reamp.json"), "-o", aligned], "align")
+    _run(capture.main, ["align", dry, os.path.join(takes, "reamp.json"), "-o", aligned,
+                        *align_args], "align")
     run = os.path.join(workdir, f"{name}-run")
     _run(train.main, [aligned, "-o", run, "--arch", arch, "--minutes", str(minutes), "--quiet",
                       *train_args], "train")
@@ -37,3 +39,9 @@ def capture_model(workdir, gear, arch, minutes, sweep=None, train_args=(), secon
          "convert")
     model = load_model(pedal_file)
     return pedal_file, model.esr.get("validation"), run
+
+
+def repeat_esr(workdir, name):
+    """The ESR between the two validation takes of a capture made by capture_model."""
+    with open(os.path.join(workdir, f"{name}-aligned", "capture.json")) as f:
+        return max(t["repeat_esr"] for t in json.load(f)["takes"])

@@ -13,27 +13,23 @@ import sys
 import time
 
 import numpy as np
+import torch
 
 from pedal.errors import PedalError
 from pedal.modelfile import Knob
 
 EXIT_USAGE = 2
-VALIDATE_EVERY_S = 20.0       # wall time between validations (and checkpoints)
+VALIDATE_EVERY_S = 20.0       # least wall time between validations (and checkpoints)
 RECURRENT_WARMUP = 2048       # samples a recurrent net runs before its loss counts
 RECURRENT_CONTEXT = 24000     # samples of real input before the validation section
+LR_CONV, LR_RECURRENT = 0.015, 0.005   # peak rates (4-minute TS9 probes, BENCHMARKS.md)
 COMPILE_FROM_S = 300          # budgets this long win back torch.compile's minute or so
-
-
-def _torch():
-    import torch
-    return torch
 
 
 class Trainer:
     """One training run: data, net, optimiser, schedule, history; resumable."""
 
     def __init__(self, capture, arch, config, args):
-        torch = _torch()
         from .losses import CaptureLoss
         from .nets import make_net
         self.capture, self.args = capture, args
@@ -68,7 +64,6 @@ class Trainer:
         return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * min(frac, 1.0)))
 
     def batch(self):
-        torch = _torch()
         n, seg, ctx = self.args.batch, self.args.segment, self.context
         pick = self.rng.integers(0, len(self.starts), n)
         take = self.rng.integers(0, len(self.ys), n)
@@ -83,7 +78,6 @@ class Trainer:
     def compile(self, say):
         """Fuse the net's elementwise work with torch.compile (its compile time is spent
         from the budget); a machine where that fails trains uncompiled."""
-        torch = _torch()
         t0 = time.monotonic()
         try:
             self.train_net = torch.compile(self.net)
@@ -102,7 +96,7 @@ class Trainer:
         loss = self.loss_fn(y, pred)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        _torch().nn.utils.clip_grad_norm_(self.net.parameters(), self.args.clip)
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.args.clip)
         self.opt.step()
         self.step += 1
         return float(loss.detach())
@@ -116,7 +110,6 @@ class Trainer:
 
     def predict(self, start, end, take=0):
         """The net on [start, end) of the dry signal, with real input before it as context."""
-        torch = _torch()
         ctx = min(start, RECURRENT_CONTEXT if self.recurrent else self.context)
         k = self.knobs[take:take + 1] if self.knobs is not None else None
         self.net.eval()
@@ -144,7 +137,7 @@ class Trainer:
         if a.compile == "on" or (a.compile == "auto" and budget >= COMPILE_FROM_S):
             self.compile(say)
         bar = _progress(budget, self.elapsed, not a.quiet)
-        last_val = time.monotonic()
+        last_val, interval = time.monotonic(), VALIDATE_EVERY_S
         losses, stale = [], 0
         try:
             while True:
@@ -156,10 +149,13 @@ class Trainer:
                     g["lr"] = self.lr_at(frac)
                 losses.append(self.train_step())
                 bar.update(self.elapsed)
-                if time.monotonic() - last_val >= VALIDATE_EVERY_S:
+                if time.monotonic() - last_val >= interval:
+                    started = time.monotonic()
                     stale = self._checkpoint(losses, steps_per_epoch, stale, checkpoint_path)
                     bar.postfix(losses[-1], self.best_esr, budget - self.elapsed)
                     losses, last_val = [], time.monotonic()
+                    # validation (all takes) may cost at most a tenth of the training time
+                    interval = max(VALIDATE_EVERY_S, 10 * (last_val - started))
                     if a.patience and stale >= a.patience:
                         say(f"early stop: validation ESR has not improved in {stale} checks")
                         break
@@ -186,7 +182,6 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self):
-        torch = _torch()
         return {"format": "pedal-train-checkpoint", "version": 1, "architecture": self.arch,
                 "config": self.config, "step": self.step, "elapsed": self.elapsed,
                 "history": self.history, "best_esr": self.best_esr,
@@ -196,7 +191,6 @@ class Trainer:
                 "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
 
     def save_checkpoint(self, path):
-        torch = _torch()
         tmp = f"{path}.tmp{os.getpid()}"
         torch.save(self.state(), tmp)
         os.replace(tmp, path)
@@ -210,7 +204,7 @@ class Trainer:
             self.net.load_tensors({k: v.numpy() for k, v in ck["tensors"].items()})
             self.opt.load_state_dict(ck["optimizer"])
             self.rng.bit_generator.state = ck["rng"]
-            _torch().set_rng_state(ck["torch_rng"])
+            torch.set_rng_state(ck["torch_rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise PedalError(path, f"checkpoint does not fit this run ({e})") from None
         self.step, self.elapsed, self.history = ck["step"], ck["elapsed"], ck["history"]
@@ -219,7 +213,6 @@ class Trainer:
 
 
 def read_checkpoint(path):
-    torch = _torch()
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -276,17 +269,23 @@ def build_parser():
     p.add_argument("--kernel-size", type=int)
     p.add_argument("--minutes", type=float, default=10.0, help="training time budget")
     p.add_argument("--epochs", type=float, default=0, help="stop after this many epochs too")
-    p.add_argument("--lr", type=float, default=0.004)
+    p.add_argument("--lr", type=float,
+                   help=f"peak learning rate (default {LR_CONV} for convolutional nets, "
+                        f"{LR_RECURRENT} for recurrent ones)")
     p.add_argument("--lr-min", type=float, default=1e-5)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--segment", type=int, default=8192, help="samples per training example")
-    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
+    p.add_argument("--batch", type=int, help="examples per step (default 4 convolutional, "
+                                             "16 recurrent)")
+    p.add_argument("--segment", type=int, help="samples per example (default 32768 "
+                                               "convolutional, 8192 recurrent)")
+    p.add_argument("--clip", type=float, default=10.0, help="gradient norm clipping")
     p.add_argument("--pre-emphasis", default="first-order",
                    choices=("first-order", "a-weighting", "none"))
     p.add_argument("--dc-weight", type=float, default=1.0)
-    p.add_argument("--stft-weight", type=float, default=2e-4, help="multi-resolution STFT term")
+    p.add_argument("--stft-weight", type=float, default=0.0,
+                   help="weight of a multi-resolution STFT term (e.g. 2e-4; off by default: "
+                        "see BENCHMARKS.md)")
     p.add_argument("--patience", type=int, default=20,
-                   help="stop after this many validations (one per 20 s) without improvement "
+                   help="stop after this many validations (20 s or more apart) without improvement "
                         "(0: never)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
@@ -304,11 +303,15 @@ def train(args, say=print):
     from .align import load_capture
     from .architectures import make
     from .nets import save_pt
-    torch = _torch()
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     capture = load_capture(args.capture)
     arch, config = make(args.arch, len(capture.knobs), args.channels, args.hidden,
                         args.kernel_size)
+    recurrent = arch == "Recurrent"
+    defaults = {"lr": (LR_CONV, LR_RECURRENT), "batch": (4, 16), "segment": (32768, 8192)}
+    for key, (conv, rec) in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, rec if recurrent else conv)
     os.makedirs(args.out, exist_ok=True)
     trainer = Trainer(capture, arch, config, args)
     ck_path = os.path.join(args.out, "checkpoint.pt")

@@ -1,0 +1,138 @@
+"""What the tool chain captures: software gear through the whole chain (signal, reamp, align,
+train, convert), with architecture, size, training minutes, validation ESR and kernel speed.
+
+    python bench/captures.py [--only NAME ...] [--scale 1.0] [--jobs 2] [--json out.json]
+
+Each capture trains with one torch thread; --jobs runs that many at once (2 cores here: one
+thread each is about as fast per model as two threads on one model). --scale multiplies every
+training budget (0.1 for a quick look). The TS9 rows carry the target: feather <= 0.012
+in 15 minutes and standard <= 0.008 in 30 minutes of training.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import replace_section  # noqa: E402
+
+LV2 = "http://guitarix.sourceforge.net/plugins/"
+TS9 = ["--lv2", LV2 + "gxts9#ts9sim", "--control", "drive=0.5"]
+FORCE = ["--force"]     # time-varying effects fail the repeatability check: measure anyway
+
+
+def capture(what, gear, arch, minutes, sweep=None, train=(), align=()):
+    return {"what": what, "gear": gear, "arch": arch, "minutes": minutes, "sweep": sweep,
+            "train": list(train), "align": list(align)}
+
+
+CAPTURES = {
+    "ts9-feather": capture("overdrive: GxTubeScreamer, drive 0.5 (LV2)", TS9, "feather", 15),
+    "ts9-standard": capture("overdrive: GxTubeScreamer, drive 0.5 (LV2)", TS9, "standard", 30),
+    "fuzz": capture("fuzz: GxFuzzFace, fuzz 0.8 (LV2)",
+                    ["--lv2", LV2 + "gx_fuzzface_#_fuzzface_", "--control", "FUZZ=0.8"],
+                    "feather", 8),
+    "metal-amp": capture("high-gain amp: GxMetal amp, drive 0.7 (LV2)",
+                         ["--lv2", LV2 + "gxmetal_amp#metal_amp", "--control", "DRIVE=0.7"],
+                         "feather", 8),
+    "eq": capture("filter/EQ: high-pass 120 Hz, +9 dB at 800 Hz, low-pass 5 kHz (pedalboard)",
+                  ["--pedalboard", "HighpassFilter(cutoff_frequency_hz=120); PeakFilter("
+                   "cutoff_frequency_hz=800, gain_db=9, q=1); LowpassFilter("
+                   "cutoff_frequency_hz=5000)"], "nano", 4),
+    "compressor": capture("compressor: -30 dB, 6:1, attack 5 ms, release 100 ms (pedalboard)",
+                          ["--pedalboard", "Compressor(threshold_db=-30, ratio=6, attack_ms=5, "
+                           "release_ms=100); Gain(gain_db=12)"], "lstm", 8,
+                          train=["--hidden", "24"]),
+    "drive-knob": capture("conditioned overdrive: GxTubeScreamer over drive 0.1..0.9 (5 takes)",
+                          ["--lv2", LV2 + "gxts9#ts9sim"], "feather", 15,
+                          sweep="drive=0.1,0.3,0.5,0.7,0.9"),
+    "chorus": capture("chorus: rate 1 Hz, depth 0.25, mix 0.5 (pedalboard)",
+                      ["--pedalboard", "Chorus(rate_hz=1, depth=0.25, mix=0.5)"], "feather", 4,
+                      align=FORCE),
+    "delay": capture("delay: 300 ms, feedback 0.3, mix 0.4 (pedalboard)",
+                     ["--pedalboard", "Delay(delay_seconds=0.3, feedback=0.3, mix=0.4)"],
+                     "feather", 4, align=FORCE),
+    "reverb": capture("reverb: room 0.6, wet 0.3 (pedalboard)",
+                      ["--pedalboard", "Reverb(room_size=0.6, wet_level=0.3, dry_level=0.7)"],
+                      "feather", 4, align=FORCE),
+}
+
+
+def run_one(name, workdir, scale):
+    """One capture in its own process, one torch thread; a row for the table."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    from pedal.bench import bench_model
+    from pedal.errors import PedalError
+    from pedal.formats import load_model
+    from pedal.tools.pipeline import capture_model, repeat_esr
+    c = CAPTURES[name]
+    minutes = round(c["minutes"] * scale, 2)
+    row = {"name": name, "what": c["what"], "arch": c["arch"], "minutes": minutes}
+    try:
+        path, val, _ = capture_model(workdir, c["gear"], c["arch"], minutes, c["sweep"],
+                                     ["--threads", "1", *c["train"]],
+                                     out=os.path.join(workdir, f"{name}.pedal"),
+                                     align_args=c["align"])
+    except PedalError as e:
+        return {**row, "error": str(e)}
+    model = load_model(path)
+    speed = bench_model(model, 64, 5.0)
+    return {**row, "val_esr": val, "repeat_esr": repeat_esr(workdir, name),
+            "weights": model.weight_count, "rtf": speed["realtime_factor"],
+            "p99_load_pct": speed["p99_load_pct"]}
+
+
+def table(rows):
+    lines = ["| capture | gear | model | weights | train min | validation ESR | repeat ESR | "
+             "kernel RTF (64-frame blocks) | p99 load |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | {r['what']} | {r['arch']} | | {r['minutes']:g} | "
+                         f"failed: {r['error']} | | | |")
+            continue
+        lines.append(f"| {r['name']} | {r['what']} | {r['arch']} | {r['weights']} | "
+                     f"{r['minutes']:g} | **{r['val_esr']:.4f}** | {r['repeat_esr']:.2g} | "
+                     f"{r['rtf']:.0f}x | {r['p99_load_pct']:.1f}% |")
+    return "\n".join(lines + ["", "Repeat ESR: between the gear's two takes of the validation "
+                                   "section (align refuses above 0.01; the time-varying rows "
+                                   "were aligned with --force to measure them anyway)."])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="*", choices=sorted(CAPTURES))
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--workdir", default=None)
+    p.add_argument("--json", help="also write the rows here")
+    p.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = p.parse_args()
+    names = args.only or list(CAPTURES)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="pedal-captures-")
+    # the signal first, so parallel captures share it instead of racing to write it
+    from pedal.tools.capture import main as capture_main
+    dry = os.path.join(workdir, "capture.wav")
+    if not os.path.exists(dry) and capture_main(["signal", "-o", dry]) != 0:
+        return 2
+    with ProcessPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(run_one, names, [workdir] * len(names), [args.scale] * len(names)))
+    print(table(rows))
+    if not args.no_write:
+        command = "python bench/captures.py" + (f" --only {' '.join(names)}" if args.only
+                                                 else "") + \
+            (f" --scale {args.scale:g}" if args.scale != 1 else "")
+        replace_section(f"captures-{'-'.join(names) if args.only else 'all'}",
+                        "What the tool chain captures" + (f" ({', '.join(names)})"
+                                                          if args.only else ""),
+                        command, [table(rows)])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Rebuild the shipped models from the gear: guitarix's GxTubeScreamer (a TS9 simulation, LV2)
+captured and trained with the pedal's own tool chain. Desktop only (torch, lv2apply):
+
+    python models/recipes/ts9.py [--minutes 20] [--nano-minutes 5] [--workdir /tmp/ts9]
+
+- ts9-drive.pedal, the default: a feather WaveNet conditioned by FiLM on the drive knob,
+  trained on five takes (drive 0.1 .. 0.9); the pedal's `drive` parameter turns it.
+- ts9-nano.pedal: the small fast model, a nano WaveNet at drive 0.5.
+Also the demo clip (demo-clip.flac) that `pedal demo` and a card-less `pedal run` play.
+"""
+import argparse
+import os
+
+from pedal.audio import write_audio
+from pedal.bench import bench_model
+from pedal.cli import model_card
+from pedal.formats import load_model
+from pedal.signals import guitar_phrase
+from pedal.tools.pipeline import capture_model
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = os.path.dirname(HERE)
+TS9 = "http://guitarix.sourceforge.net/plugins/gxts9#ts9sim"
+DRIVES = "0.1,0.3,0.5,0.7,0.9"
+# the plugin's level and tone at their defaults (-16 dB, 400 Hz)
+GEAR = ["--lv2", TS9]
+
+
+def write_card(path, gear, recipe_line):
+    """The model card beside the model: gear, settings, accuracy, size and speed."""
+    model = load_model(path)
+    minutes = model.metadata.get("training", {}).get("minutes", float("nan"))
+    speed = bench_model(model, 64, 5.0)
+    rel = os.path.relpath(path, os.path.dirname(MODELS))
+    with open(os.path.splitext(path)[0] + ".md", "w") as f:
+        f.write(f"# {model.metadata.get('name', os.path.basename(path))}\n\n"
+                f"Gear: {gear}\n\nTrained {minutes:g} minutes on 2 CPU cores by "
+                f"`pedal-train`; validation ESR {model.esr.get('validation', float('nan')):.4f} "
+                f"on the capture's 10-second validation section.\n\n"
+                f"Rebuild: `{recipe_line}` (desktop: torch, lilv-utils, guitarix-lv2)\n\n"
+                f"```\n$ pedal info {rel}\n" + "\n".join(model_card(model)) + "\n```\n\n"
+                f"Speed (`pedal bench -m {rel} --seconds 5`, one thread, 64-frame blocks, this "
+                f"desktop): real-time factor {speed['realtime_factor']:.0f}x, "
+                f"{speed['block_us_median']:.0f} us median and {speed['block_us_p99']:.0f} us p99 "
+                f"per block ({speed['p99_load_pct']:.1f}% of the period at p99).\n")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=20.0, help="training time, drive model")
+    p.add_argument("--nano-minutes", type=float, default=5.0, help="training time, nano model")
+    p.add_argument("--workdir", default="/tmp/pedal-ts9-recipe")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (0: all cores; 1 when other work shares the machine)")
+    p.add_argument("--cards-only", action="store_true",
+                   help="only rewrite the model cards of the existing models")
+    args = p.parse_args()
+    drive = os.path.join(MODELS, "ts9-drive.pedal")
+    nano = os.path.join(MODELS, "ts9-nano.pedal")
+    if not args.cards_only:
+        write_audio(os.path.join(MODELS, "demo-clip.flac"), guitar_phrase(8.0, 48000, seed=42),
+                    48000)
+        threads = ["--threads", str(args.threads)]
+        capture_model(args.workdir, GEAR, "feather", args.minutes, sweep=f"drive={DRIVES}",
+                      train_args=["--name", "TS9 overdrive (GxTubeScreamer), drive knob",
+                                  *threads], out=drive)
+        capture_model(args.workdir, GEAR + ["--control", "drive=0.5"], "nano",
+                      args.nano_minutes, out=nano,
+                      train_args=["--name", "TS9 overdrive (GxTubeScreamer), drive 0.5, nano",
+                                  *threads])
+    recipe = "python models/recipes/ts9.py"
+    write_card(drive, f"guitarix GxTubeScreamer (LV2, {TS9}) through lv2apply; level and tone "
+                      f"at the plugin's defaults; five takes at drive {DRIVES}. The model's "
+                      f"drive knob (0..1) is the plugin's drive control",
+               recipe)
+    write_card(nano, "guitarix GxTubeScreamer (LV2) at drive 0.5, level and tone at the "
+                     "plugin's defaults", recipe)
+
+
+if __name__ == "__main__":
+    main()
