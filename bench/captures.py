@@ -33,30 +33,30 @@ CAPTURES = {
     "ts9-standard": capture("overdrive: GxTubeScreamer, drive 0.5 (LV2)", TS9, "standard", 30),
     "fuzz": capture("fuzz: GxFuzzFace, fuzz 0.8 (LV2)",
                     ["--lv2", LV2 + "gx_fuzzface_#_fuzzface_", "--control", "FUZZ=0.8"],
-                    "feather", 8),
+                    "feather", 6),
     "metal-amp": capture("high-gain amp: GxMetal amp, drive 0.7 (LV2)",
                          ["--lv2", LV2 + "gxmetal_amp#metal_amp", "--control", "DRIVE=0.7"],
-                         "feather", 8),
+                         "feather", 6),
     "eq": capture("filter/EQ: high-pass 120 Hz, +9 dB at 800 Hz, low-pass 5 kHz (pedalboard)",
                   ["--pedalboard", "HighpassFilter(cutoff_frequency_hz=120); PeakFilter("
                    "cutoff_frequency_hz=800, gain_db=9, q=1); LowpassFilter("
-                   "cutoff_frequency_hz=5000)"], "nano", 4),
+                   "cutoff_frequency_hz=5000)"], "nano", 3),
     "compressor": capture("compressor: -30 dB, 6:1, attack 5 ms, release 100 ms (pedalboard)",
                           ["--pedalboard", "Compressor(threshold_db=-30, ratio=6, attack_ms=5, "
-                           "release_ms=100); Gain(gain_db=12)"], "lstm", 8,
+                           "release_ms=100); Gain(gain_db=12)"], "lstm", 6,
                           train=["--hidden", "24"]),
     "drive-knob": capture("conditioned overdrive: GxTubeScreamer over drive 0.1..0.9 (5 takes)",
                           ["--lv2", LV2 + "gxts9#ts9sim"], "feather", 15,
                           sweep="drive=0.1,0.3,0.5,0.7,0.9"),
     "chorus": capture("chorus: rate 1 Hz, depth 0.25, mix 0.5 (pedalboard)",
-                      ["--pedalboard", "Chorus(rate_hz=1, depth=0.25, mix=0.5)"], "feather", 4,
+                      ["--pedalboard", "Chorus(rate_hz=1, depth=0.25, mix=0.5)"], "feather", 3,
                       align=FORCE),
     "delay": capture("delay: 300 ms, feedback 0.3, mix 0.4 (pedalboard)",
                      ["--pedalboard", "Delay(delay_seconds=0.3, feedback=0.3, mix=0.4)"],
-                     "feather", 4, align=FORCE),
+                     "feather", 3, align=FORCE),
     "reverb": capture("reverb: room 0.6, wet 0.3 (pedalboard)",
                       ["--pedalboard", "Reverb(room_size=0.6, wet_level=0.3, dry_level=0.7)"],
-                      "feather", 4, align=FORCE),
+                      "feather", 3, align=FORCE),
 }
 
 

@@ -10,6 +10,7 @@ model.pt is a plain dict (loadable with torch.load(weights_only=True), no pickle
      "sample_rate", "knobs", "metadata", "esr"}
 """
 import math
+import os
 
 import numpy as np
 import torch
@@ -271,11 +272,22 @@ def make_net(architecture, config):
 
 def save_pt(net, path, architecture, sample_rate=48000, knobs=(), metadata=None, esr=None):
     """Write a checkpoint that pedal-convert reads (plain tensors and JSON-like values)."""
-    torch.save({"format": PT_FORMAT, "version": PT_VERSION, "architecture": architecture,
-                "config": net.config,
-                "tensors": {k: torch.from_numpy(v) for k, v in net.tensors().items()},
-                "sample_rate": int(sample_rate), "knobs": [k.to_json() for k in knobs],
-                "metadata": dict(metadata or {}), "esr": dict(esr or {})}, path)
+    torch_save_atomic({"format": PT_FORMAT, "version": PT_VERSION, "architecture": architecture,
+                       "config": net.config,
+                       "tensors": {k: torch.from_numpy(v) for k, v in net.tensors().items()},
+                       "sample_rate": int(sample_rate), "knobs": [k.to_json() for k in knobs],
+                       "metadata": dict(metadata or {}), "esr": dict(esr or {})}, path)
+
+
+def torch_save_atomic(obj, path):
+    """torch.save through a temporary file and a rename: never half a file at `path`."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def load_pt(path):

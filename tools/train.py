@@ -7,6 +7,7 @@ CAPTURE_DIR is what `pedal-capture align` wrote. RUN_DIR receives model.pt (for
 equivalent, and report/ (validation ESR with a verdict, plots, clips, an ABX page).
 """
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -17,6 +18,11 @@ import torch
 
 from pedal.errors import PedalError
 from pedal.modelfile import Knob
+
+from .align import load_capture
+from .architectures import NAMES, make
+from .losses import CaptureLoss
+from .nets import load_pt, make_net, save_pt, torch_save_atomic
 
 EXIT_USAGE = 2
 VALIDATE_EVERY_S = 20.0       # least wall time between validations (and checkpoints)
@@ -30,8 +36,6 @@ class Trainer:
     """One training run: data, net, optimiser, schedule, history; resumable."""
 
     def __init__(self, capture, arch, config, args):
-        from .losses import CaptureLoss
-        from .nets import make_net
         self.capture, self.args = capture, args
         self.device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu
                                    else "cpu")
@@ -45,6 +49,9 @@ class Trainer:
         self.loss_fn = CaptureLoss(args.pre_emphasis, capture.rate, args.dc_weight,
                                    args.stft_weight).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=args.lr)
+        self.params = list(self.net.parameters())
+        # a running average of the weights smooths the noise of a high learning rate
+        self.ema = [p.detach().clone() for p in self.params] if args.ema else None
         self.starts = capture.train_starts(self.context, args.segment)
         if len(self.starts) == 0:
             raise PedalError(capture.path, "sections: no training material long enough for "
@@ -99,6 +106,11 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.args.clip)
         self.opt.step()
         self.step += 1
+        if self.ema is not None:
+            # the average starts short and lengthens to 1 / (1 - decay) steps
+            w = max(1.0 - self.args.ema, 1.0 / self.step)
+            with torch.no_grad():
+                torch._foreach_lerp_(self.ema, self.params, w)
         return float(loss.detach())
 
     def _forward(self, x, k):
@@ -117,6 +129,21 @@ class Trainer:
             out = self.net(self.x[None, start - ctx:end], k)[0, ctx:]
         self.net.train()
         return out
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """The averaged weights in the net for the duration (validation, the saved model)."""
+        if self.ema is None:
+            yield
+            return
+        current = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.ema)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, current)
 
     def validate(self):
         """Plain ESR on the validation section, energy-weighted over all takes."""
@@ -168,12 +195,14 @@ class Trainer:
         return self.best_esr
 
     def _checkpoint(self, losses, steps_per_epoch, stale, path):
-        val = self.validate()
+        with self.averaged():
+            val = self.validate()
+            tensors = self.net.tensors()
         self.history.append({"epoch": round(self.step / steps_per_epoch, 3), "step": self.step,
                              "train_loss": float(np.mean(losses)) if losses else None,
                              "val_esr": val, "seconds": round(self.elapsed, 1)})
         if val < self.best_esr:
-            self.best_esr, self.best_tensors, stale = val, self.net.tensors(), 0
+            self.best_esr, self.best_tensors, stale = val, tensors, 0
         else:
             stale += 1
         if path:
@@ -187,13 +216,11 @@ class Trainer:
                 "history": self.history, "best_esr": self.best_esr,
                 "best": {k: torch.from_numpy(v) for k, v in (self.best_tensors or {}).items()},
                 "tensors": {k: torch.from_numpy(v) for k, v in self.net.tensors().items()},
-                "optimizer": self.opt.state_dict(),
+                "optimizer": self.opt.state_dict(), "ema": self.ema,
                 "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
 
     def save_checkpoint(self, path):
-        tmp = f"{path}.tmp{os.getpid()}"
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+        torch_save_atomic(self.state(), path)
 
     def load_checkpoint(self, path):
         ck = read_checkpoint(path)
@@ -203,6 +230,8 @@ class Trainer:
         try:
             self.net.load_tensors({k: v.numpy() for k, v in ck["tensors"].items()})
             self.opt.load_state_dict(ck["optimizer"])
+            if self.ema is not None and ck.get("ema") is not None:
+                torch._foreach_copy_(self.ema, ck["ema"])
             self.rng.bit_generator.state = ck["rng"]
             torch.set_rng_state(ck["torch_rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
@@ -258,7 +287,6 @@ def model_knobs(capture):
 
 
 def build_parser():
-    from .architectures import NAMES
     p = argparse.ArgumentParser(prog="pedal-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", help="folder (or its capture.json) written by pedal-capture align")
@@ -278,6 +306,9 @@ def build_parser():
     p.add_argument("--segment", type=int, help="samples per example (default 32768 "
                                                "convolutional, 8192 recurrent)")
     p.add_argument("--clip", type=float, default=10.0, help="gradient norm clipping")
+    p.add_argument("--ema", type=float, default=0.995,
+                   help="decay of the weights' running average that is validated and saved "
+                        "(0: the raw weights)")
     p.add_argument("--pre-emphasis", default="first-order",
                    choices=("first-order", "a-weighting", "none"))
     p.add_argument("--dc-weight", type=float, default=1.0)
@@ -300,9 +331,6 @@ def build_parser():
 
 
 def train(args, say=print):
-    from .align import load_capture
-    from .architectures import make
-    from .nets import save_pt
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     capture = load_capture(args.capture)
     arch, config = make(args.arch, len(capture.knobs), args.channels, args.hidden,
@@ -339,7 +367,6 @@ def train(args, say=print):
 def _export_nam(pt_path, nam_path, say):
     """A .nam beside model.pt where NAM can express the model, so it also plays in NAM."""
     from .namexport import export_nam
-    from .nets import load_pt
     try:
         export_nam(load_pt(pt_path), nam_path)
         say(f"wrote {nam_path} (plays in Neural Amp Modeler)")
