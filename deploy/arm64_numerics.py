@@ -261,7 +261,7 @@ def prepare(out, samples, shared):
 
     demo = shipped.default_model()
     if os.path.isfile(demo):
-        sources.append(("demo-overdrive.pedal", demo, "x86-kernels", "x86 kernels"))
+        sources.append((os.path.basename(demo), demo, "x86-kernels", "x86 kernels"))
 
     models = []
     for name, path, ref_src, label in sources:

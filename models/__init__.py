@@ -3,7 +3,7 @@ rebuilds it (recipes/)."""
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_MODEL = "demo-overdrive.pedal"
+DEFAULT_MODEL = "ts9-drive.pedal"
 DEMO_CLIP = "demo-clip.flac"
 
 

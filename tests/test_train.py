@@ -177,3 +177,22 @@ def test_report_is_written(capture_dir, tmp_path):
                                               rel=0.02)
     for name in ("abx.html", "report.md", "spectrograms.png", "model.wav", "target.wav"):
         assert os.path.exists(f"{run}/report/{name}")
+
+
+def test_init_starts_from_an_earlier_model(capture_dir, sweep_dir, tmp_path, capsys):
+    base = str(tmp_path / "base")
+    assert train_main([capture_dir, "-o", base, "--epochs", "0.3", *TINY]) == 0
+    # a conditioned run from the unconditioned model: one step at a negligible rate
+    run = str(tmp_path / "run")
+    assert train_main([sweep_dir, "-o", run, "--init", f"{base}/model.pt", "--epochs", "0.001",
+                       "--lr", "1e-12", "--lr-min", "1e-12", *TINY]) == 0
+    start, got = load_pt(f"{base}/model.pt").tensors, load_pt(f"{run}/model.pt").tensors
+    assert set(got) - set(start) and all("film" in k for k in set(got) - set(start))
+    for name, value in start.items():
+        np.testing.assert_allclose(got[name], value, atol=1e-6)
+    lstm = str(tmp_path / "lstm")
+    assert train_main([capture_dir, "-o", lstm, "--epochs", "0.01", "--arch", "lstm", "--hidden",
+                       "4", "--threads", "1", "--quiet", "--no-report"]) == 0
+    assert train_main([capture_dir, "-o", str(tmp_path / "x"), "--init", f"{lstm}/model.pt",
+                       *TINY]) == 2
+    assert "none fits this architecture" in capsys.readouterr().err

@@ -145,15 +145,18 @@ class Trainer:
             with torch.no_grad():
                 torch._foreach_copy_(self.params, current)
 
-    def validate(self):
-        """Plain ESR on the validation section, energy-weighted over all takes."""
+    def validate(self, per_take=False):
+        """Plain ESR on the validation section, energy-weighted over all takes (or a list,
+        one per take)."""
         s, e = self.capture.validation
-        err = energy = 0.0
+        errs, energies = [], []
         for t, y in enumerate(self.ys):
             pred = self.predict(s, e, t)
-            err += float(((pred - y[s:e]) ** 2).sum())
-            energy += float((y[s:e] ** 2).sum())
-        return err / max(energy, 1e-20)
+            errs.append(float(((pred - y[s:e]) ** 2).sum()))
+            energies.append(max(float((y[s:e] ** 2).sum()), 1e-20))
+        if per_take:
+            return [a / b for a, b in zip(errs, energies)]
+        return sum(errs) / sum(energies)
 
     def run(self, say, checkpoint_path=None):
         """Train until the time budget, the epochs or early stopping end it."""
@@ -208,6 +211,19 @@ class Trainer:
         if path:
             self.save_checkpoint(path)
         return stale
+
+    def init_from(self, path):
+        """Start from the weights of an earlier model.pt of the same size (a capture of the
+        same gear at one knob setting, say); tensors it lacks (FiLM) keep their start."""
+        ours = self.net.tensors()
+        theirs = {k: v for k, v in load_pt(path).tensors.items()
+                  if k in ours and v.shape == ours[k].shape}
+        if not theirs:
+            raise PedalError(path, "tensors: none fits this architecture and size")
+        self.net.load_tensors(theirs)
+        if self.ema is not None:
+            torch._foreach_copy_(self.ema, [p.detach() for p in self.params])
+        return len(theirs)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self):
@@ -324,6 +340,9 @@ def build_parser():
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                    help="torch.compile the net (auto: for budgets of 5 minutes or more)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument("--init", metavar="MODEL_PT",
+                   help="start from an earlier model.pt of the same size (e.g. one knob "
+                        "setting before training the conditioned model)")
     p.add_argument("--name", help="model name (default: from the capture's gear)")
     p.add_argument("--no-report", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -343,6 +362,8 @@ def train(args, say=print):
     os.makedirs(args.out, exist_ok=True)
     trainer = Trainer(capture, arch, config, args)
     ck_path = os.path.join(args.out, "checkpoint.pt")
+    if args.init:
+        say(f"starting from {args.init}: {trainer.init_from(args.init)} tensors")
     if args.resume:
         trainer.load_checkpoint(ck_path)
         say(f"resuming at {trainer.elapsed / 60:.1f} min, best validation ESR "
@@ -351,9 +372,15 @@ def train(args, say=print):
         f"on {capture.describe()} for {args.minutes:g} min on {trainer.device}")
     val_esr = trainer.run(say, ck_path)
     name = args.name or capture.gear_name()
-    metadata = {"name": name, **capture.gear_metadata(),
-                "training": {"architecture": args.arch, "minutes": round(trainer.elapsed / 60, 2),
-                             "steps": trainer.step, "validation_esr": val_esr}}
+    training = {"architecture": args.arch, "minutes": round(trainer.elapsed / 60, 2),
+                "steps": trainer.step, "validation_esr": val_esr}
+    if len(capture.takes) > 1:
+        training["validation_esr_per_take"] = [
+            {"knobs": t.knobs, "esr": v} for t, v in zip(capture.takes,
+                                                         trainer.validate(per_take=True))]
+        for entry in training["validation_esr_per_take"]:
+            say(f"  {entry['knobs']}: validation ESR {entry['esr']:.4f}")
+    metadata = {"name": name, **capture.gear_metadata(), "training": training}
     pt_path = os.path.join(args.out, "model.pt")
     save_pt(trainer.net, pt_path, arch, capture.rate, model_knobs(capture), metadata,
             {"validation": val_esr})

@@ -1,10 +1,11 @@
 """Rebuild the shipped models from the gear: guitarix's GxTubeScreamer (a TS9 simulation, LV2)
 captured and trained with the pedal's own tool chain. Desktop only (torch, lv2apply):
 
-    python models/recipes/ts9.py [--minutes 20] [--nano-minutes 5] [--workdir /tmp/ts9]
+    python models/recipes/ts9.py [--base-minutes 15] [--minutes 15] [--nano-minutes 5]
 
-- ts9-drive.pedal, the default: a feather WaveNet conditioned by FiLM on the drive knob,
-  trained on five takes (drive 0.1 .. 0.9); the pedal's `drive` parameter turns it.
+- ts9-drive.pedal, the default: a feather WaveNet conditioned by FiLM on the drive knob:
+  first trained at drive 0.5 alone, then on five takes (drive 0.1 .. 0.9) from there; the
+  pedal's `drive` parameter turns it.
 - ts9-nano.pedal: the small fast model, a nano WaveNet at drive 0.5.
 Also the demo clip (demo-clip.flac) that `pedal demo` and a card-less `pedal run` play.
 """
@@ -22,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = os.path.dirname(HERE)
 TS9 = "http://guitarix.sourceforge.net/plugins/gxts9#ts9sim"
 DRIVES = "0.1,0.3,0.5,0.7,0.9"
+FINE_TUNE_LR = 0.005
 # the plugin's level and tone at their defaults (-16 dB, 400 Hz)
 GEAR = ["--lv2", TS9]
 
@@ -48,7 +50,10 @@ def write_card(path, gear, recipe_line):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=20.0, help="training time, drive model")
+    p.add_argument("--base-minutes", type=float, default=15.0,
+                   help="training time, the drive model's start (drive 0.5 alone)")
+    p.add_argument("--minutes", type=float, default=15.0,
+                   help="training time, the drive model over five drive settings")
     p.add_argument("--nano-minutes", type=float, default=5.0, help="training time, nano model")
     p.add_argument("--workdir", default="/tmp/pedal-ts9-recipe")
     p.add_argument("--threads", type=int, default=0,
@@ -62,9 +67,15 @@ def main():
         write_audio(os.path.join(MODELS, "demo-clip.flac"), guitar_phrase(8.0, 48000, seed=42),
                     48000)
         threads = ["--threads", str(args.threads)]
+        # The conditioned model starts from one knob setting's model: the takes differ
+        # only by the drive, and FiLM then learns just that difference.
+        _, _, base = capture_model(args.workdir, GEAR + ["--control", "drive=0.5"], "feather",
+                                   args.base_minutes, train_args=threads,
+                                   out=os.path.join(args.workdir, "ts9-base.pedal"))
         capture_model(args.workdir, GEAR, "feather", args.minutes, sweep=f"drive={DRIVES}",
                       train_args=["--name", "TS9 overdrive (GxTubeScreamer), drive knob",
-                                  *threads], out=drive)
+                                  "--init", os.path.join(base, "model.pt"), "--lr",
+                                  str(FINE_TUNE_LR), *threads], out=drive)
         capture_model(args.workdir, GEAR + ["--control", "drive=0.5"], "nano",
                       args.nano_minutes, out=nano,
                       train_args=["--name", "TS9 overdrive (GxTubeScreamer), drive 0.5, nano",
