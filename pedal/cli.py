@@ -51,7 +51,8 @@ def model_card(model, path=None):
             lines.append(f"{label + ':':15}{model.calibration[key]:.2f}")
     for key, value in model.esr.items():
         lines.append(f"{'ESR ' + key + ':':15}{value:.3g}")
-    for key in ("gear_make", "gear_model", "gear_type", "tone_type", "modeled_by"):
+    for key in ("gear_make", "gear_model", "gear_settings", "gear_type", "tone_type",
+                "modeled_by"):
         if key in model.metadata:
             lines.append(f"{key.replace('_', ' ') + ':':15}{model.metadata[key]}")
     for key, value in model.provenance.items():

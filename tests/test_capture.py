@@ -218,3 +218,26 @@ def test_sweep_takes_share_one_latency(dry, tmp_path):
     assert [t["knobs"] for t in doc["takes"]] == [{"drive_db": 0}, {"drive_db": 20}]
     cap = load_capture(str(tmp_path / "out"))
     assert len(cap.takes) == 2 and cap.knobs[0]["name"] == "drive_db"
+
+
+def test_align_ignores_a_start_up_transient(dry, tmp_path):
+    """Gear (a plugin's coupling capacitors) that starts with a decaying offset: the blips
+    are still found, and only the offset that stays is removed."""
+    _, x, _ = dry
+    wet = record(x, 77)
+    t = np.arange(len(wet)) / RATE
+    wet = wet + (0.3 * np.exp(-t / 0.1)).astype(np.float32) + 0.004
+    assert failing(dry, tmp_path, wet) == 0
+    take = json.load(open(tmp_path / "out" / "capture.json"))["takes"][0]
+    assert take["latency_samples"] == 77
+    assert take["dc_offset"] == pytest.approx(0.004, abs=1e-4)
+    assert esr(gear(x)[RATE:], load_capture(str(tmp_path / "out")).takes[0].wet[RATE:]) < 1e-4
+
+
+def test_align_keeps_inverting_gear_when_told(dry, tmp_path):
+    _, x, _ = dry
+    assert failing(dry, tmp_path, -record(x, 12), "--keep-inverted") == 0
+    doc = json.load(open(tmp_path / "out" / "capture.json"))
+    assert doc["takes"][0]["checks"]["polarity"] == {
+        "ok": True, "detail": "inverted, kept (the gear inverts by design)"}
+    assert esr(-gear(x), load_capture(str(tmp_path / "out")).takes[0].wet) < 1e-5

@@ -1,6 +1,6 @@
 """A blind ABX test over a training report's clips: can you tell your gear from the model?
 
-    python -m pedal.tools.abx REPORT_DIR [--trials N] [--page] [--seed S]
+    pedal-abx REPORT_DIR [--trials N] [--page] [--seed S]
 
 A is the gear (target.wav), B the model (model.wav), and X is one of them, drawn at random
 for each trial. After A, B and X have played you answer "a" (X is A) or "b" (X is B); "r"
@@ -284,7 +284,7 @@ showTrial();
 # ---------------------------------------------------------------- command line
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pedal.tools.abx",
+    p = argparse.ArgumentParser(prog="pedal-abx",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("folder", metavar="REPORT_DIR", help="a folder written by pedal-train")
     p.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")

@@ -40,6 +40,19 @@ def _dbfs(x):
                                     if len(x) else 0.0, 1e-10)))
 
 
+def noise_floor(wet, lead):
+    """(DC offset, noise peak) of the recording in the second half of the leading silence,
+    a straight line taken out: gear that starts with a settling transient (a fuzz's
+    coupling capacitors) has settled by then, or is settling slowly."""
+    half = lead["length"] // 2
+    noise = wet[lead["start"] + half:lead["start"] + lead["length"]].astype(np.float64)
+    if len(noise) < 2:
+        return 0.0, 0.0
+    t = np.arange(len(noise))
+    line = np.polyval(np.polyfit(t, noise, 1), t)
+    return float(np.mean(noise)), float(np.abs(noise - line).max())
+
+
 def blip_latencies(wet, layout, name, floor):
     """Latency in samples at each blip of section `name`, from the response's onset."""
     sec = section(layout, name)
@@ -92,18 +105,17 @@ class AlignedTake:
         return [c for c in self.checks if not c.ok]
 
 
-def align_take(dry, layout, wet, wet_rate, where, invert=False, latency=None):
+def align_take(dry, layout, wet, wet_rate, where, invert=False, latency=None,
+               keep_inverted=False):
     """Align one recording against the dry signal (at `latency` when given); returns an
     AlignedTake whose checks say what is wrong (nothing is refused here)."""
     rate = layout["rate"]
     if wet_rate != rate:
         raise PedalError(where, f"sample rate {wet_rate} Hz, but the capture signal is {rate} "
                                 f"Hz: record at {rate} Hz")
-    lead = section(layout, "lead")
-    noise = wet[lead["start"]:lead["start"] + lead["length"]]
-    dc = float(np.mean(noise)) if len(noise) else 0.0
-    floor = float(np.abs(noise - dc).max()) if len(noise) else 0.0
-    wet = (dc - wet) if invert else (wet - dc)
+    sign = -1.0 if invert else 1.0
+    lead_dc, floor = noise_floor(wet, section(layout, "lead"))
+    raw, wet = wet, sign * (wet - lead_dc)
     starts = blip_latencies(wet, layout, "blips", floor)
     if not starts:
         raise PedalError(where, "no sync blip came back: is this the recording of this "
@@ -116,22 +128,27 @@ def align_take(dry, layout, wet, wet_rate, where, invert=False, latency=None):
     ends = blip_latencies(wet, layout, "end_blips", floor)
     end_latency = int(np.median(ends)) if ends else None
     total = layout["length"]
-    cut = wet[latency:latency + total]
+    cut = raw[latency:latency + total]
     short = total - len(cut)
     if short > 0:
         cut = np.concatenate([cut, np.zeros(short, cut.dtype)])
-    cut = cut.astype(np.float32)
+    # The offset to remove is the one left once the gear has settled (the silence before
+    # the end blips): an interface's offset is there too, a plugin's start-up transient not.
+    tail = section(layout, "tail")
+    settled = cut[tail["start"] + tail["length"] // 2:tail["start"] + tail["length"]]
+    dc = float(np.mean(settled)) if len(settled) else lead_dc
+    cut = (sign * (cut - dc)).astype(np.float32)
     figures = {"latency_samples": latency, "latency_ms": round(1000 * latency / rate, 3),
                "blip_latency": onset, "xcorr_latency": xlag, "end_latency": end_latency,
                "correlation": round(corr, 4), "dc_offset": dc,
                "noise_floor_dbfs": round(20 * np.log10(max(floor, 1e-10)), 1),
-               "recorded_samples": len(wet), "short_samples": max(short, 0)}
+               "recorded_samples": len(raw), "short_samples": max(short, 0)}
     take = AlignedTake(cut, latency, figures)
-    take.checks = _checks(dry, layout, cut, figures, wet)
+    take.checks = _checks(dry, layout, cut, figures, raw, keep_inverted)
     return take
 
 
-def _checks(dry, layout, cut, fig, raw):
+def _checks(dry, layout, cut, fig, raw, keep_inverted):
     rate = layout["rate"]
     checks = []
     vb = section(layout, "validation_b")
@@ -154,8 +171,8 @@ def _checks(dry, layout, cut, fig, raw):
                         + (": turn the interface's input gain down and record again"
                            if clipped else "")))
     checks.append(Check("dc", abs(fig["dc_offset"]) <= MAX_DC,
-                        f"offset {fig['dc_offset']:+.4f} full scale in the leading silence "
-                        f"(removed)"))
+                        f"offset {fig['dc_offset']:+.4f} full scale in the silence before the "
+                        f"end blips (removed)"))
     level = _dbfs(cut[:needed])
     fig["level_dbfs"] = round(level, 1)
     checks.append(Check("silence", level > SILENT_DBFS, f"level {level:.1f} dBFS"
@@ -165,9 +182,12 @@ def _checks(dry, layout, cut, fig, raw):
                         "the end blips did not come back" if drift is None else
                         f"end blips {drift:+d} samples from the start blips"
                         + (" (clock drift or dropped samples)" if abs(drift) > MAX_DRIFT else "")))
-    checks.append(Check("polarity", fig["correlation"] >= 0,
-                        "inverted: the gear or the cabling flips polarity (--invert flips it "
-                        "back)" if fig["correlation"] < 0 else "as played"))
+    inverted = fig["correlation"] < 0
+    checks.append(Check("polarity", not inverted or keep_inverted,
+                        "as played" if not inverted else
+                        "inverted, kept (the gear inverts by design)" if keep_inverted else
+                        "inverted: the cabling or the gear flips polarity (--invert flips it "
+                        "back; --keep-inverted keeps it, for gear that inverts by design)"))
     va = section(layout, "validation_a")
     a = cut[va["start"]:va["start"] + va["length"]]
     b = cut[vb["start"]:vb["start"] + vb["length"]]
@@ -199,7 +219,8 @@ def wet_takes(wet_path):
     return [(wet_path, {})], None
 
 
-def align(dry_path, wet_path, out_dir, force=False, invert=False, say=print):
+def align(dry_path, wet_path, out_dir, force=False, invert=False, keep_inverted=False,
+          say=print):
     """Align every take, refuse on failed checks unless `force`, write the capture folder."""
     data, rate = read_audio(dry_path)
     dry = to_mono(data, dry_path)
@@ -215,7 +236,7 @@ def align(dry_path, wet_path, out_dir, force=False, invert=False, say=print):
     common = min(found)
     aligned = []
     for path, knobs, wet, wet_rate in recordings:
-        take = align_take(dry, layout, wet, wet_rate, path, invert, common)
+        take = align_take(dry, layout, wet, wet_rate, path, invert, common, keep_inverted)
         for c in take.checks:
             say(f"{os.path.basename(path)}: {c.name}: {'ok' if c.ok else 'FAILED'}: {c.detail}")
         say(f"{os.path.basename(path)}: latency {take.latency} samples "

@@ -29,7 +29,8 @@ def cmd_signal(args, say=print):
 
 
 def cmd_align(args, say=print):
-    align(args.dry, args.wet, args.out, force=args.force, invert=args.invert, say=say)
+    align(args.dry, args.wet, args.out, force=args.force, invert=args.invert,
+          keep_inverted=args.keep_inverted, say=say)
     say(f"next: pedal-train {args.out} -o run/")
     return 0
 
@@ -56,6 +57,8 @@ def build_parser():
     a.add_argument("-o", "--out", required=True, help="folder for the aligned capture")
     a.add_argument("--force", action="store_true", help="go on although a check failed")
     a.add_argument("--invert", action="store_true", help="flip the recording's polarity")
+    a.add_argument("--keep-inverted", action="store_true",
+                   help="the gear inverts polarity by design: keep it so, without complaint")
     a.set_defaults(run=cmd_align)
     return p
 

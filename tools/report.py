@@ -11,7 +11,7 @@ to read, look at and listen to.
 
 Every file is written atomically (temp file, then rename). Figures are drawn on
 matplotlib's Agg canvas through `matplotlib.figure.Figure`, never pyplot: no display and no
-global backend state. `python -m pedal.tools.abx FOLDER` runs a blind test on the clips.
+global backend state. `pedal-abx FOLDER` runs a blind test on the clips.
 """
 import io
 import json
@@ -152,7 +152,7 @@ def report_markdown(report):
              f"- [Target: your gear]({CLIP_FILES['target']})",
              f"- [Model: the capture]({CLIP_FILES['model']})", "",
              "For a blind test (can you tell the gear from the model?): "
-             "`python -m pedal.tools.abx THIS_FOLDER` (add `--page` for a page to open in "
+             "`pedal-abx THIS_FOLDER` (add `--page` for a page to open in "
              "a browser).", "",
              "## Where the error is", "",
              "| band | Hz | error vs signal |", "|---|---|---|"]
