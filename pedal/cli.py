@@ -159,7 +159,7 @@ def cmd_run(args):
     from .config import find_config, load_config
     from .filedevice import FileDevice, has_sound_card
     cfg = load_config(find_config(args.config))
-    audio_cfg = _audio_config(args, cfg["audio"])
+    audio_cfg = audio_config(args, cfg["audio"])
     model = args.model or cfg["pedal"].get("model") or models.default_model()
     ir = args.ir or cfg["pedal"].get("ir")
     params = dict(cfg["params"])
@@ -280,7 +280,7 @@ def cmd_latency(args):
     from . import latency, models
     from .config import find_config, load_config
     cfg = load_config(find_config(args.config))
-    audio_cfg = _audio_config(args, cfg["audio"])
+    audio_cfg = audio_config(args, cfg["audio"])
     log = lambda m: print(m, file=sys.stderr, flush=True)
     realtime = not args.no_realtime
     if not args.sweep:
@@ -313,16 +313,17 @@ def cmd_latency(args):
         print("no setting held without xruns; check the CPU governor and other load")
 
 
-def _device_args(s):
+def device_arguments(s, rate_default="48000", input_is="the guitar"):
+    """The ALSA device options of `pedal run`, `pedal latency` and `pedal-capture reamp`."""
     s.add_argument("--device", "-d", help="ALSA device for capture and playback")
     s.add_argument("--capture", help="ALSA capture device")
     s.add_argument("--playback", help="ALSA playback device")
-    s.add_argument("--rate", type=int, help="sample rate (default 48000)")
+    s.add_argument("--rate", type=int, help=f"sample rate (default {rate_default})")
     s.add_argument("--period", type=int, help="period frames (default 64)")
     s.add_argument("--periods", type=int, help="periods in the buffer (default 2)")
     s.add_argument("--format", help="S16_LE, S24_LE, S24_3LE, S32_LE or FLOAT_LE")
     s.add_argument("--in-channels", type=int, help="capture channels (1 or 2)")
-    s.add_argument("--input-channel", type=int, help="which capture channel is the guitar")
+    s.add_argument("--input-channel", type=int, help=f"which capture channel is {input_is}")
     s.add_argument("--out-channels", type=int, help="playback channels (1 or 2)")
     s.add_argument("--no-realtime", action="store_true", help="skip mlockall / SCHED_FIFO")
 
@@ -395,7 +396,7 @@ def _print_stats(loop, chain, format_line):
             print(format_line(loop.stats.summary(chain)), file=sys.stderr, flush=True)
 
 
-def _audio_config(args, section):
+def audio_config(args, section):
     from .loop import AudioConfig
     c = AudioConfig()
     for key in ("capture", "playback", "rate", "period_frames", "periods", "format",
@@ -493,7 +494,7 @@ def parser():
     s = sub.add_parser("run", help="play the pedal in real time on an ALSA device")
     s.add_argument("--model", "-m", help="model file (default: the bundled default model)")
     s.add_argument("--ir", help="cabinet impulse response (WAV/FLAC)")
-    _device_args(s)
+    device_arguments(s)
     s.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="a chain parameter or model knob, e.g. output_level_db=-6")
     s.add_argument("--config", help="config file (default ~/.config/pedal/pedal.toml, "
@@ -519,7 +520,7 @@ def parser():
     s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("latency", help="measure the round trip (output looped to input)")
-    _device_args(s)
+    device_arguments(s)
     s.add_argument("--sweep", action="store_true",
                    help="soak periods 32/64/128/256 x 2/3 and recommend the lowest that holds")
     s.add_argument("--seconds", type=float, default=10.0, help="soak per setting (--sweep)")

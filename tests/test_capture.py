@@ -192,7 +192,7 @@ def test_load_capture_refuses_damage(dry, tmp_path):
     with pytest.raises(PedalError, match="version"):
         load_capture(str(out))
     (out / "capture.json").write_text(json.dumps(doc)[:100])
-    with pytest.raises(PedalError, match="unreadable"):
+    with pytest.raises(PedalError, match="not valid JSON"):
         load_capture(str(out))
     (out / "capture.json").write_text(json.dumps(doc))
     (out / "wet.wav").unlink()

@@ -107,7 +107,7 @@ def test_bad_checkpoint_and_capture(capture_dir, tmp_path, capsys):
     (run / "checkpoint.pt").write_bytes(b"\x80\x02garbage")
     assert train_main([capture_dir, "-o", str(run), "--resume", *TINY]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "checkpoint.pt: corrupt checkpoint" in err[0]
+    assert len(err) == 1 and "checkpoint.pt: not a loadable checkpoint" in err[0]
     assert train_main([str(tmp_path / "nothing"), "-o", str(run), *TINY]) == 2
     assert "no aligned capture here" in capsys.readouterr().err
     assert train_main([capture_dir, "-o", str(tmp_path / "other"), "--resume", *TINY]) == 2

@@ -21,6 +21,7 @@ from pedal.modelfile import write_atomic
 from pedal.signals import esr
 
 from .capsignal import read_layout, section
+from .documents import read_document
 
 CAPTURE_FORMAT = "pedal-capture"
 CAPTURE_VERSION = 1
@@ -341,17 +342,8 @@ def load_capture(path):
     """The Capture in a folder (or its capture.json); PedalError naming file and field."""
     if os.path.isdir(path):
         path = os.path.join(path, "capture.json")
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise PedalError(path, "no aligned capture here (run pedal-capture align first)") from None
-    except (OSError, ValueError) as e:
-        raise PedalError(path, f"unreadable ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != CAPTURE_FORMAT:
-        raise PedalError(path, f"format: not a {CAPTURE_FORMAT} file")
-    if doc.get("version") != CAPTURE_VERSION:
-        raise PedalError(path, f"version: {doc.get('version')!r}, expected {CAPTURE_VERSION}")
+    doc = read_document(path, CAPTURE_FORMAT, CAPTURE_VERSION,
+                        "no aligned capture here (run pedal-capture align first)")
     base = os.path.dirname(os.path.abspath(path))
     try:
         rate, takes_doc, knobs = int(doc["rate"]), doc["takes"], doc.get("knobs", [])

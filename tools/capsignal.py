@@ -18,6 +18,8 @@ from pedal.errors import PedalError
 from pedal.modelfile import write_atomic
 from pedal.signals import OPEN_STRINGS, log_sweep, pluck
 
+from .documents import read_document
+
 LAYOUT_FORMAT = "pedal-capture-signal"
 LAYOUT_VERSION = 1
 DEFAULT_RATE = 48000
@@ -194,18 +196,9 @@ def section(layout, name):
 def read_layout(signal_path, expected_length=None):
     """The layout beside a capture signal, checked; PedalError naming the file and field."""
     path = layout_path(signal_path)
-    try:
-        with open(path) as f:
-            layout = json.load(f)
-    except FileNotFoundError:
-        raise PedalError(path, "no layout beside the dry signal (was it made by "
-                               "`pedal-capture signal`?)") from None
-    except (OSError, ValueError) as e:
-        raise PedalError(path, f"unreadable layout ({e})") from None
-    if not isinstance(layout, dict) or layout.get("format") != LAYOUT_FORMAT:
-        raise PedalError(path, f"format: not a {LAYOUT_FORMAT} layout")
-    if layout.get("version") != LAYOUT_VERSION:
-        raise PedalError(path, f"version: {layout.get('version')!r}, expected {LAYOUT_VERSION}")
+    layout = read_document(path, LAYOUT_FORMAT, LAYOUT_VERSION,
+                           "no layout beside the dry signal (was it made by "
+                           "`pedal-capture signal`?)")
     try:
         total = int(layout["length"])
         for s in layout["sections"]:

@@ -290,15 +290,21 @@ def torch_save_atomic(obj, path):
             os.unlink(tmp)
 
 
-def load_pt(path):
-    """A Model from a model.pt, loaded with weights_only=True (never unpickles code)."""
+def torch_load(path, missing="cannot read: no such file", error=ModelError):
+    """A torch file loaded with weights_only=True (never unpickles code); `error` naming the
+    file for a missing, truncated or foreign one."""
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ModelError(path, "cannot read: no such file") from None
+        raise error(path, missing) from None
     except Exception as e:  # torch raises many kinds for corrupt or foreign files
-        raise ModelError(path, f"not a loadable checkpoint ({type(e).__name__}: "
-                               f"{str(e).splitlines()[0][:160]})") from None
+        raise error(path, f"not a loadable checkpoint ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:160]})") from None
+
+
+def load_pt(path):
+    """A Model from a model.pt."""
+    ck = torch_load(path)
     if not isinstance(ck, dict) or ck.get("format") != PT_FORMAT:
         raise ModelError(path, f"format: not a {PT_FORMAT} checkpoint (was it saved by "
                                f"pedal-train?)")

@@ -31,9 +31,12 @@ import numpy as np
 import soundfile as sf
 
 from pedal.audio import read_audio, write_audio
+from pedal.cli import audio_config, device_arguments
 from pedal.errors import PedalError
 from pedal.loop import AudioLoop
 from pedal.modelfile import write_atomic
+
+from .documents import read_document
 
 FORMAT, VERSION = "pedal-reamp", 1
 MANIFEST = "reamp.json"
@@ -651,17 +654,7 @@ def add_arguments(parser):
     gear.add_argument("--force", action="store_true",
                       help="keep a hardware take that clipped or had xruns")
     hw = parser.add_argument_group("hardware (ALSA)")
-    hw.add_argument("--device", "-d", help="ALSA device for playback and capture")
-    hw.add_argument("--capture", help="ALSA capture device (the gear's return)")
-    hw.add_argument("--playback", help="ALSA playback device (to the gear)")
-    hw.add_argument("--rate", type=int, help="sample rate (default: the signal's)")
-    hw.add_argument("--period", type=int, help="period frames (default 64)")
-    hw.add_argument("--periods", type=int, help="periods in the buffer (default 2)")
-    hw.add_argument("--format", help="S16_LE, S24_LE, S24_3LE, S32_LE or FLOAT_LE")
-    hw.add_argument("--in-channels", type=int, help="capture channels (1 or 2)")
-    hw.add_argument("--input-channel", type=int, help="the capture channel the gear returns on")
-    hw.add_argument("--out-channels", type=int, help="playback channels (1 or 2)")
-    hw.add_argument("--no-realtime", action="store_true", help="skip mlockall / SCHED_FIFO")
+    device_arguments(hw, "the signal's", "the gear's return")
 
 
 HARDWARE_OPTIONS = ("device", "capture", "playback", "period", "periods", "format",
@@ -678,8 +671,7 @@ def make_gear(args, say=print):
                 raise PedalError(flag, f"is for hardware gear; not used with --{plugin[0][0]}")
         flag, value = plugin[0]
         return {"lv2": Lv2Gear, "pedalboard": BuiltinGear, "vst3": Vst3Gear}[flag](value)
-    from pedal.cli import _audio_config
-    config = _audio_config(args, {})
+    config = audio_config(args, {})
     return AlsaGear(config, realtime=not args.no_realtime, say=say)
 
 
@@ -841,21 +833,7 @@ def load_manifest(path):
     """The checked manifest of a reamp run, with `dry` and each take's `file` made absolute.
     Anything wrong raises PedalError naming the file and the field."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise PedalError(path, "no such file") from None
-    except OSError as e:
-        raise PedalError(path, f"cannot read: {e.strerror or e}") from None
-    except ValueError as e:
-        raise PedalError(path, f"not valid JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise PedalError(path, "expected a JSON object")
-    if doc.get("format") != FORMAT:
-        raise PedalError(path, f"format: {doc.get('format')!r}, expected {FORMAT!r}")
-    if doc.get("version") != VERSION:
-        raise PedalError(path, f"version: {doc.get('version')!r}, this reader knows {VERSION}")
+    doc = read_document(path, FORMAT, VERSION)
     rate = doc.get("rate")
     if not _is_int(rate) or rate <= 0:
         raise PedalError(path, f"rate: {rate!r} is not a sample rate")

@@ -22,7 +22,7 @@ from pedal.modelfile import Knob
 from .align import load_capture
 from .architectures import NAMES, make
 from .losses import CaptureLoss
-from .nets import load_pt, make_net, save_pt, torch_save_atomic
+from .nets import load_pt, make_net, save_pt, torch_load, torch_save_atomic
 
 EXIT_USAGE = 2
 VALIDATE_EVERY_S = 20.0       # least wall time between validations (and checkpoints)
@@ -258,13 +258,7 @@ class Trainer:
 
 
 def read_checkpoint(path):
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise PedalError(path, "no checkpoint to resume from") from None
-    except Exception as e:  # torch raises many kinds for truncated or foreign files
-        raise PedalError(path, f"corrupt checkpoint ({type(e).__name__}: "
-                               f"{str(e).splitlines()[0][:120]})") from None
+    ck = torch_load(path, "no checkpoint to resume from", PedalError)
     if not isinstance(ck, dict) or ck.get("format") != "pedal-train-checkpoint":
         raise PedalError(path, "format: not a pedal-train checkpoint")
     return ck

@@ -1,0 +1,25 @@
+"""The tool chain's JSON documents (signal layout, reamp manifest, aligned capture): each has
+a format name and a version, and a reader that names the file and the field at fault."""
+import json
+
+from pedal.errors import PedalError
+
+
+def read_document(path, fmt, version, missing="no such file"):
+    """The JSON object at `path` of format `fmt` and `version`; `missing` says what to do
+    when there is no file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise PedalError(path, missing) from None
+    except OSError as e:
+        raise PedalError(path, f"cannot read: {e.strerror or e}") from None
+    except ValueError as e:
+        raise PedalError(path, f"not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise PedalError(path, f"format: {found!r}, expected {fmt!r}")
+    if doc.get("version") != version:
+        raise PedalError(path, f"version: {doc.get('version')!r}, this reader knows {version}")
+    return doc
