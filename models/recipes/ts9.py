@@ -28,17 +28,19 @@ FINE_TUNE_LR = 0.005
 GEAR = ["--lv2", TS9]
 
 
-def write_card(path, gear, recipe_line):
+def write_card(path, gear, training, recipe_line):
     """The model card beside the model: gear, settings, accuracy, size and speed."""
     model = load_model(path)
-    minutes = model.metadata.get("training", {}).get("minutes", float("nan"))
+    per_take = model.metadata.get("training", {}).get("validation_esr_per_take", [])
+    takes = "".join(f"\n- {', '.join(f'{k} {v:g}' for k, v in t['knobs'].items())}: "
+                    f"{t['esr']:.4f}" for t in per_take)
     speed = bench_model(model, 64, 5.0)
     rel = os.path.relpath(path, os.path.dirname(MODELS))
     with open(os.path.splitext(path)[0] + ".md", "w") as f:
         f.write(f"# {model.metadata.get('name', os.path.basename(path))}\n\n"
-                f"Gear: {gear}\n\nTrained {minutes:g} minutes on 2 CPU cores by "
-                f"`pedal-train`; validation ESR {model.esr.get('validation', float('nan')):.4f} "
-                f"on the capture's 10-second validation section.\n\n"
+                f"Gear: {gear}.\n\nTraining: {training}. Validation ESR "
+                f"{model.esr.get('validation', float('nan')):.4f} on the capture's 10-second "
+                f"validation section{', per take:' if takes else '.'}{takes}\n\n"
                 f"Rebuild: `{recipe_line}` (desktop: torch, lilv-utils, guitarix-lv2)\n\n"
                 f"```\n$ pedal info {rel}\n" + "\n".join(model_card(model)) + "\n```\n\n"
                 f"Speed (`pedal bench -m {rel} --seconds 5`, one thread, 64-frame blocks, this "
@@ -84,9 +86,11 @@ def main():
     write_card(drive, f"guitarix GxTubeScreamer (LV2, {TS9}) through lv2apply; level and tone "
                       f"at the plugin's defaults; five takes at drive {DRIVES}. The model's "
                       f"drive knob (0..1) is the plugin's drive control",
-               recipe)
+               f"`pedal-train --arch feather`, {args.base_minutes:g} min at drive 0.5 alone, "
+               f"then `--init` from that model {args.minutes:g} min over the five takes", recipe)
     write_card(nano, "guitarix GxTubeScreamer (LV2) at drive 0.5, level and tone at the "
-                     "plugin's defaults", recipe)
+                     "plugin's defaults",
+               f"`pedal-train --arch nano`, {args.nano_minutes:g} min", recipe)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ class WaveNet(Architecture):
         layers = sum(len(a["layers"]) for a in arrays)
         gated = any(l.get("gating", "none") != "none" for a in arrays for l in a["layers"])
         knobs = self.knob_inputs(config)
+        film = f", FiLM on {knobs} knob{'s' if knobs > 1 else ''}" if knobs else ""
         return (f"WaveNet, {len(arrays)} layer arrays, {chans} channels, {layers} layers"
-                f"{', gated' if gated else ''}{f', FiLM on {knobs} knobs' if knobs else ''}, "
+                f"{', gated' if gated else ''}{film}, "
                 f"receptive field {self.receptive_field(config)} samples")
