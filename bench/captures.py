@@ -1,7 +1,7 @@
 """What the tool chain captures: software gear through the whole chain (signal, reamp, align,
 train, convert), with architecture, size, training minutes, validation ESR and kernel speed.
 
-    python bench/captures.py [--only NAME ...] [--scale 1.0] [--jobs 2] [--json out.json]
+    python bench/captures.py [--only NAME ...] [--scale 1.0] [--jobs 2]
 
 Each capture trains with one torch thread; --jobs runs that many at once (2 cores here: one
 thread each is about as fast per model as two threads on one model). --scale multiplies every
@@ -21,6 +21,7 @@ from report import replace_section  # noqa: E402
 
 LV2 = "http://guitarix.sourceforge.net/plugins/"
 TS9 = ["--lv2", LV2 + "gxts9#ts9sim", "--control", "drive=0.5"]
+ROWS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "captures.json")
 FORCE = ["--force"]     # time-varying effects fail the repeatability check: measure anyway
 
 
@@ -44,7 +45,7 @@ CAPTURES = {
                    "cutoff_frequency_hz=5000); Gain(gain_db=-12)"], "nano", 3),
     "compressor": capture("compressor: -30 dB, 6:1, attack 5 ms, release 100 ms (pedalboard)",
                           ["--pedalboard", "Compressor(threshold_db=-30, ratio=6, attack_ms=5, "
-                           "release_ms=100); Gain(gain_db=6)"], "lstm", 6,
+                           "release_ms=100)"], "lstm", 6,
                           train=["--hidden", "24"]),
     "chorus": capture("chorus: rate 1 Hz, depth 0.25, mix 0.5 (pedalboard)",
                       ["--pedalboard", "Chorus(rate_hz=1, depth=0.25, mix=0.5)"], "feather", 3,
@@ -105,8 +106,8 @@ def main():
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--workdir", default=None)
-    p.add_argument("--json", help="also write the rows here")
-    p.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    p.add_argument("--no-write", action="store_true",
+                   help="print only; leave bench/captures.json and BENCHMARKS.md as they are")
     args = p.parse_args()
     names = args.only or list(CAPTURES)
     workdir = args.workdir or tempfile.mkdtemp(prefix="pedal-captures-")
@@ -119,18 +120,15 @@ def main():
         rows = list(pool.map(run_one, names, [workdir] * len(names), [args.scale] * len(names)))
     print(table(rows))
     if not args.no_write:
-        command = "python bench/captures.py" + (f" --only {' '.join(names)}" if args.only
-                                                 else "") + \
-            (f" --scale {args.scale:g}" if args.scale != 1 else "")
-        replace_section(f"captures-{'-'.join(names) if args.only else 'all'}",
-                        "What the tool chain captures" + (f" ({', '.join(names)})"
-                                                          if args.only else ""),
-                        command, [table(rows)])
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        # a run of some captures updates their rows and keeps the others'
+        saved = {r["name"]: r for r in json.load(open(ROWS))} if os.path.exists(ROWS) else {}
+        saved.update({r["name"]: r for r in rows})
+        merged = [saved[n] for n in CAPTURES if n in saved]
+        with open(ROWS, "w") as f:
+            json.dump(merged, f, indent=1)
+        replace_section("captures", "What the tool chain captures", "python bench/captures.py "
+                        "[--only NAME ...]  # rows: bench/captures.json", [table(merged)])
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
