@@ -40,7 +40,7 @@ def test_capture_align_train_convert_play(tmp_path):
     assert abs(take["latency_samples"] - LATENCY) <= 1
 
     cli("pedal-train", f"{d}/aligned", "-o", f"{d}/run", "--arch", "wavenet", "--channels",
-        "4", "--minutes", "1", "--quiet")
+        "4", "--minutes", "1", "--threads", "1", "--quiet")
     cli("pedal-convert", f"{d}/run/model.pt", "-o", f"{d}/model.pedal")
     assert os.path.exists(f"{d}/run/report/report.md")
 

@@ -107,8 +107,9 @@ class Trainer:
         self.opt.step()
         self.step += 1
         if self.ema is not None:
-            # the average starts short and lengthens to 1 / (1 - decay) steps
-            w = max(1.0 - self.args.ema, 1.0 / self.step)
+            # the average starts short (about a tenth of the steps so far) and lengthens to
+            # 1 / (1 - decay) steps, so that a short run is not averaged back to its start
+            w = max(1.0 - self.args.ema, 9.0 / (10.0 + self.step))
             with torch.no_grad():
                 torch._foreach_lerp_(self.ema, self.params, w)
         return float(loss.detach())
