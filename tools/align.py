@@ -3,8 +3,9 @@
 The latency comes from the sync blips (the first sample of each blip's response that rises
 clearly above the recording's noise floor) and is refined by cross-correlation over the
 validation section; the earlier of the two is kept, since a model can learn a delay but never
-an anticipation. Then the take is checked: sample rate, length, clipping, DC, silence,
-polarity, and the repeatability of the validation section played early and late.
+an anticipation; the takes of a sweep share the earliest. Then each take is checked: sample
+rate, length, clipping, DC, silence, clock drift, polarity, and the repeatability of the
+validation section played early and late.
 
 The aligned capture is a folder: dry.wav, one wet file per take, capture.json (layout, gear,
 knobs, takes, latency and every check's figures), which pedal-train reads.
@@ -27,7 +28,7 @@ CAPTURE_FORMAT = "pedal-capture"
 CAPTURE_VERSION = 1
 MAX_REPEAT_ESR = 0.01          # NAM refuses captures whose two validation takes differ more
 CLIP_LEVEL = 0.999
-MAX_DC = 0.01                  # offset in the leading silence, full scale
+MAX_DC = 0.01                  # offset left once the gear has settled, full scale
 SILENT_DBFS = -60.0
 BLIP_FLOOR_FACTOR = 4.0        # a blip's onset rises this far above the noise peak
 BLIP_PEAK_FRACTION = 0.1       # ... and to this fraction of the blip response's peak
