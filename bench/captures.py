@@ -32,8 +32,7 @@ def capture(what, gear, arch, minutes, sweep=None, train=(), align=()):
 
 CAPTURES = {
     "ts9-feather": capture("overdrive: GxTubeScreamer, drive 0.5 (LV2)", TS9, "feather", 15),
-    "ts9-standard": capture("overdrive: GxTubeScreamer, drive 0.5 (LV2)", TS9, "standard", 30,
-                            train=["--lr", "0.005"]),
+    "ts9-standard": capture("overdrive: GxTubeScreamer, drive 0.5 (LV2)", TS9, "standard", 30),
     "fuzz": capture("fuzz: GxFuzzFace, fuzz 0.8 (LV2)",
                     ["--lv2", LV2 + "gx_fuzzface_#_fuzzface_", "--control", "FUZZ=0.8"],
                     "feather", 6, align=["--keep-inverted"]),

@@ -28,7 +28,10 @@ EXIT_USAGE = 2
 VALIDATE_EVERY_S = 20.0       # least wall time between validations (and checkpoints)
 RECURRENT_WARMUP = 2048       # samples a recurrent net runs before its loss counts
 RECURRENT_CONTEXT = 24000     # samples of real input before the validation section
-LR_CONV, LR_RECURRENT = 0.015, 0.005   # peak rates (4-minute TS9 probes, BENCHMARKS.md)
+# Peak rates (TS9 runs, BENCHMARKS.md): narrow convolutional nets (feather) learn fastest at
+# 0.015; from WIDE_CHANNELS up (standard) that rate is unstable and 0.005 is the one measured.
+LR_NARROW, LR_WIDE, LR_RECURRENT = 0.015, 0.005, 0.005
+WIDE_CHANNELS = 12
 COMPILE_FROM_S = 300          # budgets this long win back torch.compile's minute or so
 
 
@@ -309,7 +312,8 @@ def build_parser():
     p.add_argument("--minutes", type=float, default=10.0, help="training time budget")
     p.add_argument("--epochs", type=float, default=0, help="stop after this many epochs too")
     p.add_argument("--lr", type=float,
-                   help=f"peak learning rate (default {LR_CONV} for convolutional nets, "
+                   help=f"peak learning rate (default {LR_NARROW} for convolutional nets "
+                        f"under {WIDE_CHANNELS} channels, {LR_WIDE} for wider ones, "
                         f"{LR_RECURRENT} for recurrent ones)")
     p.add_argument("--lr-min", type=float, default=1e-5)
     p.add_argument("--batch", type=int, help="examples per step (default 4 convolutional, "
@@ -344,13 +348,21 @@ def build_parser():
     return p
 
 
+def default_lr(arch, config):
+    if arch == "Recurrent":
+        return LR_RECURRENT
+    layers = config.get("layer_arrays") or config.get("layers")
+    return LR_WIDE if max(lay["channels"] for lay in layers) >= WIDE_CHANNELS else LR_NARROW
+
+
 def train(args, say=print):
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     capture = load_capture(args.capture)
     arch, config = make(args.arch, len(capture.knobs), args.channels, args.hidden,
                         args.kernel_size)
     recurrent = arch == "Recurrent"
-    defaults = {"lr": (LR_CONV, LR_RECURRENT), "batch": (4, 16), "segment": (32768, 8192)}
+    defaults = {"lr": (default_lr(arch, config), LR_RECURRENT), "batch": (4, 16),
+                "segment": (32768, 8192)}
     for key, (conv, rec) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, rec if recurrent else conv)
