@@ -14,7 +14,8 @@ from pedal.errors import PedalError
 
 from . import reamp
 from .align import align
-from .capsignal import DEFAULT_RATE, DEFAULT_SECONDS, load_di, make_signal, write_signal
+from .capsignal import (DEFAULT_RATE, DEFAULT_SECONDS, MIN_SECONDS, load_di, make_signal,
+                        write_signal)
 
 EXIT_USAGE = 2
 
@@ -42,7 +43,7 @@ def build_parser():
     s = sub.add_parser("signal", help="write the capture signal and its layout")
     s.add_argument("-o", "--out", default="capture.wav")
     s.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
-                   help="total length without DI (at least 60)")
+                   help=f"total length without DI (at least {MIN_SECONDS:g})")
     s.add_argument("--rate", type=int, default=DEFAULT_RATE)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--di", action="append", default=[],
