@@ -1,8 +1,5 @@
-"""Build the pedal package: the Cython kernels, the pedal runtime and the desktop tools.
-
-    pip install .[device]   on the Raspberry Pi (no torch)
-    pip install .[train]    on the desktop (torch, NAM reference)
-"""
+"""Build the Cython kernels (kernels/*.pyx -> pedal.kernels.*); everything else about the
+package is in pyproject.toml."""
 import glob
 import os
 import platform
@@ -10,6 +7,18 @@ import platform
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+# The kernels cimport their base class as pedal.kernels._processor; Cython looks for its .pxd
+# under an include folder as pedal/kernels/, so the build makes one that points at kernels/.
+CYTHON_INCLUDE = os.path.join("build", "cython-include")
+
+
+def cython_include():
+    link = os.path.join(CYTHON_INCLUDE, "pedal", "kernels")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if not os.path.islink(link):
+        os.symlink(os.path.join("..", "..", "..", "kernels"), link)
+    return CYTHON_INCLUDE
 
 
 def kernel_extensions():
@@ -33,38 +42,9 @@ def kernel_extensions():
             extra_compile_args=flags,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         ))
-    return cythonize(exts, include_path=["kernels"], language_level=3,
+    return cythonize(exts, include_path=["kernels", cython_include()], language_level=3,
                      compiler_directives={"boundscheck": False, "wraparound": False,
                                           "cdivision": True, "initializedcheck": False})
 
 
-setup(
-    name="pedal",
-    version="0.1.0",
-    description="Neural guitar pedal for the Raspberry Pi: kernels, runtime and desktop tools",
-    python_requires=">=3.9",
-    packages=["pedal", "pedal.arch", "pedal.formats", "pedal.kernels", "pedal.tools",
-              "pedal.models"],
-    package_dir={"pedal": "pedal", "pedal.kernels": "kernels", "pedal.tools": "tools",
-                 "pedal.models": "models"},
-    package_data={"pedal.models": ["*.pedal", "*.flac", "*.md"]},
-    ext_modules=kernel_extensions(),
-    install_requires=["numpy>=1.24", "scipy>=1.10", "soundfile>=0.12", "tqdm>=4.60"],
-    extras_require={
-        # lgpio: gpiozero's pin factory on the Pi 5 (and what it prefers on the Pi 4)
-        "device": ["pyalsaaudio>=0.10", "gpiozero>=2.0",
-                   "lgpio>=0.2; platform_machine == 'aarch64'"],
-        "train": ["torch==2.13.0", "neural-amp-modeler>=0.10", "matplotlib>=3.6",
-                  "pedalboard>=0.9"],
-        "test": ["pytest>=7", "hypothesis>=6"],
-    },
-    entry_points={"console_scripts": [
-        "pedal=pedal.cli:main",
-        "pedal-convert=pedal.tools.convert:main",
-        "pedal-push=pedal.tools.push:main",
-        "pedal-capture=pedal.tools.capture:main",
-        "pedal-train=pedal.tools.train:main",
-        "pedal-abx=pedal.tools.abx:main",
-    ]},
-    zip_safe=False,
-)
+setup(ext_modules=kernel_extensions())

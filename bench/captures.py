@@ -6,8 +6,9 @@ train, convert), with architecture, size, training minutes, validation ESR and k
 Each capture trains with one torch thread; --jobs runs that many at once (2 cores here: one
 thread each is about as fast per model as two threads on one model). --scale multiplies every
 training budget (0.1 for a quick look). The conditioned overdrive (five drive settings) is
-the shipped default model: models/recipes/ts9.py trains it and its card has its figures. The TS9 rows carry the target: feather <= 0.012
-in 15 minutes and standard <= 0.008 in 30 minutes of training.
+the shipped default model: models/recipes/ts9.py trains it and its card has its figures.
+The TS9 rows carry the target: feather <= 0.012 in 15 minutes and standard <= 0.008 in
+30 minutes of training.
 """
 import argparse
 import json
@@ -62,9 +63,9 @@ CAPTURES = {
 def run_one(name, workdir, scale):
     """One capture in its own process, one torch thread; a row for the table."""
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    from pedal.bench import bench_model
     from pedal.errors import PedalError
-    from pedal.formats import load_model
+    from pedal.model.bench import bench_model
+    from pedal.model.formats import load_model
     from pedal.tools.pipeline import capture_model, repeat_esr
     c = CAPTURES[name]
     minutes = round(c["minutes"] * scale, 2)

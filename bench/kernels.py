@@ -11,9 +11,8 @@ import statistics
 import sys
 import time
 
-
-from pedal.bench import bench_model
-from pedal.formats import load_model
+from pedal.model.bench import bench_model
+from pedal.model.formats import load_model
 from pedal.signals import guitar_phrase
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +27,7 @@ BLOCKS = [32, 64, 256]
 def torch_seconds(path, x, repeats):
     """Median wall time of NAM's own model on the whole signal (one call, one thread)."""
     import torch
+
     from pedal.tools.reference import reference_output
     torch.set_num_threads(1)
     times = []
@@ -51,7 +51,7 @@ def main():
         t_ref = torch_seconds(path, x, args.repeats)
         for block in BLOCKS:
             runs = [bench_model(model, block, args.seconds) for _ in range(args.repeats)]
-            med = lambda key: statistics.median(r[key] for r in runs)
+            med = lambda key, runs=runs: statistics.median(r[key] for r in runs)
             t_kernel = args.seconds / med("realtime_factor")
             rows.append((name, block, t_ref, t_kernel, t_ref / t_kernel, med("realtime_factor"),
                          med("block_us_median"), med("block_us_p99"), med("p99_load_pct")))
@@ -80,7 +80,7 @@ def main():
 
 def quantization_table():
     """File size and ESR against fp32 on the standard test signal, per mode and model."""
-    from pedal import modelfile
+    from pedal.model import file as modelfile
     from pedal.signals import test_signal
     from pedal.tools.convert import quantization_cost
     lines = ["| model | mode | file bytes | ESR vs fp32 |", "|---|---|---|---|"]

@@ -27,9 +27,9 @@ A1 = os.path.join(SHARED, "reference", "nam", "wavenet_a1_standard.nam")
 
 COST = """
 import json, time, numpy as np
-from pedal.alsa_io import AlsaDuplex
-from pedal.engine import Chain
-from pedal.filedevice import FileDevice
+from pedal.io.alsa import AlsaDuplex
+from pedal.dsp.chain import Chain
+from pedal.io.filedevice import FileDevice
 from pedal.signals import guitar_phrase
 x = guitar_phrase(SECONDS, 48000, seed=3)
 with FileDevice(x):

@@ -184,15 +184,21 @@ fi
 # include dir that Debian's Python.h needs for pyconfig.h; libc6-dev-arm64-cross is not needed.
 SYSROOT=(--sysroot="$ROOT")
 INCLUDES=(-I"$NP_INC" -I"$REPO/kernels" -I"$PY_INC")
+# The kernels cimport their base class as pedal.kernels._processor: Cython finds its .pxd
+# under pedal/kernels/ in an include folder (setup.py makes the same link).
+mkdir -p "$STAGE/include/pedal"
+ln -s "$REPO/kernels" "$STAGE/include/pedal/kernels"
+CYTHON_INCLUDES=(-I "$REPO/kernels" -I "$STAGE/include")
 
 cythonize_host() {  # pyx -> c with the desktop's Cython (cimports scipy's pxd from here)
-  "$HOST_PY" -m cython -3 -I "$REPO/kernels" -X "$CYTHON_DIRECTIVES" \
+  "$HOST_PY" -m cython -3 "${CYTHON_INCLUDES[@]}" -X "$CYTHON_DIRECTIVES" \
     --module-name "pedal.kernels.$1" -o "$STAGE/build/$1.c" "$REPO/kernels/$1.pyx"
 }
 # The tree's cython3 under qemu (with its scipy's pxd). Bookworm's is 0.29.32, older than
 # pyproject's cython>=3.0: it cannot compile the kernels (no fabsf in its libc.math).
 cythonize_tree() {
-  "${QEMU[@]}" "$ROOT/usr/bin/python3" -m cython -3 -I "$REPO/kernels" -X "$CYTHON_DIRECTIVES" \
+  "${QEMU[@]}" "$ROOT/usr/bin/python3" -m cython -3 "${CYTHON_INCLUDES[@]}" \
+    -X "$CYTHON_DIRECTIVES" \
     --module-name "pedal.kernels.$1" -o "$STAGE/build/$1.c" "$REPO/kernels/$1.pyx" \
     > "$STAGE/build/$1.cython3.log" 2>&1 \
     || { grep -m 3 -E '\.p(yx|xd):[0-9]+:[0-9]+:' "$STAGE/build/$1.cython3.log" >&2; return 1; }

@@ -10,61 +10,31 @@ the input signal, each model's expected output (tools/reference.py: NAM's own co
 float32, whole signal in one call; for the shipped demo model, which has no source, the desktop
 kernels) and the desktop kernels' own output, and a manifest.json naming them.
 
-`check` imports only pedal, pedal.formats and pedal.arch (numpy and scipy; no torch, soundfile or
-tqdm), streams every model at block lengths 1, 7, 64 and random 1..512, prints one line per model
-and a final "N passed, M failed" line; exit status 1 on any failure.
+`check` imports only pedal, pedal.model.formats and pedal.model.arch (numpy and scipy; no
+torch, soundfile or tqdm), streams every model at block lengths 1, 7, 64 and random 1..512,
+prints one line per model and a final "N passed, M failed" line; exit status 1 on any failure.
 """
 import json
 import os
 import sys
 import time
 
-BLOCKS = (1, 7, 64, "random")
-RANDOM_MAX_BLOCK = 512
+BLOCKS = (1, 7, 64, "random")     # "random": pedal.processor's schedule of 1..512
 TOL = 1e-5
 SAMPLE_RATE = 48000
-
-
-# -- shared by both sides --------------------------------------------------------------------------
-
-def block_lengths(total, block, seed=0):
-    """Lengths covering `total` frames: all `block` (last shorter) or, for "random", lengths
-    1..RANDOM_MAX_BLOCK from a fixed seed (the schedule of tests/conftest.py)."""
-    import numpy as np
-    if block == "random":
-        rng = np.random.default_rng(seed)
-        lengths = []
-        while sum(lengths) < total:
-            lengths.append(int(rng.integers(1, RANDOM_MAX_BLOCK + 1)))
-        lengths[-1] -= sum(lengths) - total
-        return lengths
-    return [block] * (total // block) + ([total % block] if total % block else [])
-
-
-def stream(proc, x, block, sample_rate):
-    import numpy as np
-    most = RANDOM_MAX_BLOCK if block == "random" else block
-    proc.reset(sample_rate, most)
-    x = np.ascontiguousarray(x, np.float32)
-    y = np.empty_like(x)
-    buf = np.zeros(most, np.float32)
-    pos = 0
-    for n in block_lengths(len(x), block):
-        proc.process(x[pos:pos + n], buf[:n])
-        y[pos:pos + n] = buf[:n]
-        pos += n
-    return y
 
 
 # -- device side -----------------------------------------------------------------------------------
 
 def check(manifest_path):
-    import pedal  # noqa: F401  (first: sets OPENBLAS_NUM_THREADS before numpy loads OpenBLAS)
-    import numpy as np
-    from pedal.arch import build
-    from pedal.formats import load_model
-
     import platform
+
+    import numpy as np
+
+    import pedal  # noqa: F401  (first: sets OPENBLAS_NUM_THREADS before numpy loads OpenBLAS)
+    from pedal.model.arch import build
+    from pedal.model.formats import load_model
+    from pedal.processor import stream
     base = os.path.dirname(os.path.abspath(manifest_path))
     with open(manifest_path, encoding="utf-8") as f:
         manifest = json.load(f)
@@ -125,10 +95,14 @@ def check_dsp(x, blocks, tol):
     tone stack's biquads vs sosfilt, the IR convolver vs fftconvolve."""
     import numpy as np
     from scipy.signal import fftconvolve, sosfilt
+
     from pedal.kernels.biquad import BiquadCascade, rbj
     from pedal.kernels.fftconv import PartitionedConvolver
-    sos = np.array([rbj("lowshelf", 120.0, 0.7, 6.0, 48000), rbj("peaking", 700.0, 0.8, -4.0, 48000),
-                    rbj("highshelf", 3200.0, 0.7, 3.0, 48000), rbj("dcblock", 5.0, 0.7, 0.0, 48000)])
+    from pedal.processor import stream
+    sos = np.array([rbj("lowshelf", 120.0, 0.7, 6.0, 48000),
+                    rbj("peaking", 700.0, 0.8, -4.0, 48000),
+                    rbj("highshelf", 3200.0, 0.7, 3.0, 48000),
+                    rbj("dcblock", 5.0, 0.7, 0.0, 48000)])
     ir = (np.random.default_rng(5).standard_normal(3000) * np.exp(-np.arange(3000) / 600.0)
           ).astype(np.float32) * 0.05
     cases = [("biquad cascade", sosfilt(sos, x.astype(np.float64)),
@@ -182,7 +156,7 @@ def _keras_layers(kind, hidden, dense, seed):
         else:
             m = nn.GRU(size, hid)
 
-            def keras(t):       # torch gate rows r, z, n -> Keras z, r, h
+            def keras(t, hid=hid):      # torch gate rows r, z, n -> Keras z, r, h
                 return torch.cat([t[hid:2 * hid], t[:hid], t[2 * hid:]])
             W, U = keras(m.weight_ih_l0), keras(m.weight_hh_l0)
             b = torch.stack([keras(m.bias_ih_l0), keras(m.bias_hh_l0)])
@@ -200,10 +174,12 @@ def _keras_layers(kind, hidden, dense, seed):
 def prepare(out, samples, shared):
     import numpy as np
     import torch
+
     from pedal import models as shipped
-    from pedal.arch import build
-    from pedal.formats import load_model
-    from pedal.modelfile import Knob
+    from pedal.model.arch import build
+    from pedal.model.file import Knob
+    from pedal.model.formats import load_model
+    from pedal.processor import stream
     from pedal.tools import convert
     from pedal.tools.nets import make_net, save_pt
     from pedal.tools.reference import reference_output

@@ -151,7 +151,7 @@ install_config() {
     say "$ETC/pedal.toml exists: kept"
   else
     put_file "$ETC/pedal.toml" 0640 root:pedal <<'EOF'
-# The pedal's settings (keys: pedal/config.py). The command line wins over this file.
+# The pedal's settings (keys: pedal/box/config.py). The command line wins over this file.
 # `aplay -l` lists the cards; a USB interface is usually hw:1 (or hw:CARD=Name).
 
 [audio]

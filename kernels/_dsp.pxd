@@ -6,9 +6,9 @@
 
 from libc.math cimport fabsf
 from libc.string cimport memmove, memcpy, memset
-from scipy.linalg.cython_blas cimport sgemm, sgemv
+from scipy.linalg.cython_blas cimport sgemm
 
-# Activation codes; pedal/arch/activations.py holds the same table by name.
+# Activation codes; pedal/model/arch/activations.py holds the same table by name.
 cdef enum:
     ACT_IDENTITY = 0
     ACT_TANH = 1
@@ -135,23 +135,6 @@ cdef inline void matmul(int m, int n, int k, const float* a, int lda, const floa
             for p in range(k):
                 acc = acc + a[i + p * lda] * b[p + j * ldb]
             c[i + j * ldc] = acc if beta == 0 else acc + beta * c[i + j * ldc]
-
-
-cdef inline void matvec_rows(int m, int k, const float* w, const float* x, float* y) noexcept nogil:
-    """y (m) += w (m x k, row-major) @ x (k): one recurrent step."""
-    cdef int i, p
-    cdef float acc
-    cdef float one = 1.0
-    cdef int inc = 1
-    cdef char tr = b'T'
-    if m * k > 4 * DIRECT_MACS:
-        sgemv(&tr, &k, &m, &one, <float*>w, &k, <float*>x, &inc, &one, y, &inc)
-        return
-    for i in range(m):
-        acc = 0
-        for p in range(k):
-            acc = acc + w[i * k + p] * x[p]
-        y[i] = y[i] + acc
 
 
 cdef inline void set_bias(float* y, const float* bias, int m, int n) noexcept nogil:

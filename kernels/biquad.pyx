@@ -15,6 +15,7 @@ import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.math cimport fabs
 from libc.string cimport memcpy
+from ._processor cimport Processor
 
 
 cdef extern from *:
@@ -39,13 +40,12 @@ cdef extern from *:
 cdef double TINY = 1e-30
 
 
-cdef class BiquadCascade:
+cdef class BiquadCascade(Processor):
     """Processor: reset(sample_rate, max_block), process(inp, out), set_coefficients(sos).
 
     Starts as n_sections pass-through sections; coefficients survive reset(), state does not.
     """
     cdef readonly int n_sections
-    cdef int max_block
     cdef double* coef        # active: n_sections x (b0 b1 b2 a1 a2), normalised by a0
     cdef double* pending     # written by set_coefficients
     cdef double* incoming    # process() copies pending here before trusting it
@@ -54,7 +54,7 @@ cdef class BiquadCascade:
     cdef int seq             # even: pending is complete; odd: a writer is in it
     cdef int applied         # the seq whose coefficients are active
 
-    def __cinit__(self, int n_sections):
+    def __cinit__(self, int n_sections, *args, **kwargs):
         if n_sections < 1:
             raise ValueError("n_sections must be at least 1")
         self.n_sections = n_sections
@@ -62,7 +62,6 @@ cdef class BiquadCascade:
         self.pending = <double*>PyMem_Malloc(5 * n_sections * sizeof(double))
         self.incoming = <double*>PyMem_Malloc(5 * n_sections * sizeof(double))
         self.state = <double*>PyMem_Malloc(2 * n_sections * sizeof(double))
-        self.work = NULL
         if not (self.coef and self.pending and self.incoming and self.state):
             raise MemoryError()
         for i in range(5 * n_sections):
@@ -71,26 +70,19 @@ cdef class BiquadCascade:
             self.state[i] = 0.0
         memcpy(self.pending, self.coef, 5 * n_sections * sizeof(double))
         self.seq = self.applied = 0
-        self.max_block = 0
 
     def __dealloc__(self):
         PyMem_Free(self.coef)
         PyMem_Free(self.pending)
         PyMem_Free(self.incoming)
         PyMem_Free(self.state)
-        PyMem_Free(self.work)
 
-    def reset(self, double sample_rate, int max_block):
-        """Allocate the work buffer for blocks up to max_block frames and clear the state."""
-        if max_block < 1:
-            raise ValueError("max_block must be at least 1")
-        PyMem_Free(self.work)
-        self.work = <double*>PyMem_Malloc(max_block * sizeof(double))
-        if not self.work:
-            raise MemoryError()
-        self.max_block = max_block
+    cdef int _allocate(self) except -1:
+        """The work buffer for blocks up to max_block frames; the state cleared."""
+        self.work = self._zeros_f64(self.max_block)
         for i in range(2 * self.n_sections):
             self.state[i] = 0.0
+        return 0
 
     def set_coefficients(self, sos):
         """sos: (n_sections, 6) rows b0 b1 b2 a0 a1 a2; used from the next process() call on.
@@ -111,15 +103,6 @@ cdef class BiquadCascade:
         fence_release()
         memcpy(self.pending, rows, 5 * self.n_sections * sizeof(double))
         seq_store(&self.seq, s + 2)
-
-    def process(self, const float[::1] inp, float[::1] out):
-        """Filter len(inp) frames (1..max_block) into out; inp may be out."""
-        cdef int n = inp.shape[0]
-        if n > self.max_block or out.shape[0] < n:
-            raise ValueError(f"block of {n} frames exceeds max_block {self.max_block} or out")
-        if n:
-            with nogil:
-                self._run(&inp[0], &out[0], n)
 
     cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
         cdef int i

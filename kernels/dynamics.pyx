@@ -6,6 +6,7 @@ units ramp linearly across the block, which is what removes zipper noise from pa
 changes.
 """
 from libc.math cimport fabsf
+from ._processor cimport Processor
 
 
 def ramp_gain(const float[::1] x, float[::1] out, float g0, float g1):
@@ -61,7 +62,7 @@ def count_clipped(const float[::1] x, float limit=1.0):
     return c
 
 
-cdef class NoiseGate:
+cdef class NoiseGate(Processor):
     """A noise gate with hysteresis: opens when the envelope rises above threshold_db, closes
     when it falls below threshold_db - hysteresis_db; the gain moves with attack_ms (opening)
     and release_ms (closing) time constants; hold_ms keeps it open through short dips."""
@@ -76,10 +77,11 @@ cdef class NoiseGate:
         self.attack_ms, self.release_ms, self.hold_ms = attack_ms, release_ms, hold_ms
         self.rate = 48000
 
-    def reset(self, double sample_rate, int max_block):
-        self.rate = sample_rate
+    cdef int _allocate(self) except -1:
+        self.rate = self.sample_rate
         self.env, self.gain, self.is_open, self.hold_left = 0, 0, 0, 0
         self.configure()
+        return 0
 
     def configure(self):
         """Recompute the coefficients from the public settings (call after changing them)."""
@@ -94,14 +96,8 @@ cdef class NoiseGate:
     def gate_open(self):
         return bool(self.is_open)
 
-    def process(self, const float[::1] inp, float[::1] out):
-        cdef Py_ssize_t n = inp.shape[0]
-        if n:
-            with nogil:
-                self._run(&inp[0], &out[0], n)
-
-    cdef void _run(self, const float* x, float* y, Py_ssize_t n) noexcept nogil:
-        cdef Py_ssize_t i
+    cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
+        cdef int i
         cdef float v, target
         for i in range(n):
             v = fabsf(x[i])

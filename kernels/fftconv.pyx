@@ -23,6 +23,7 @@ is a few percent of the work: the head and the spectral products (both vectorize
 """
 import numpy as np
 from libc.string cimport memcpy, memset
+from ._processor cimport Processor
 
 
 # -- real FFT -----------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ def partition_size_for(ir_length):
     return best
 
 
-cdef class PartitionedConvolver:
+cdef class PartitionedConvolver(Processor):
     """Processor: reset(sample_rate, max_block), process(inp, out). Output equals
     numpy.convolve(x, ir)[:len(x)] streamed, with latency_frames == 0.
 
@@ -199,8 +200,6 @@ cdef class PartitionedConvolver:
     cdef object _ir
     cdef object _partition
     cdef FFTPlan plan
-    cdef list _keep
-    cdef int max_block
     cdef int P            # partition length
     cdef int K            # frequency-domain partitions (IR taps P..end)
     cdef int nd           # direct taps: min(P, ir_length)
@@ -227,7 +226,6 @@ cdef class PartitionedConvolver:
             raise ValueError(f"partition_size must be a power of two >= 32, got {partition_size}")
         self._ir, self._partition = ir, partition_size
         self.ir_length = len(ir)
-        self.max_block = 0
 
     @property
     def latency_frames(self):
@@ -237,23 +235,15 @@ cdef class PartitionedConvolver:
     def partition_size(self):
         return self.P
 
-    cdef float* _zeros(self, Py_ssize_t count) except NULL:
-        cdef float[::1] v = np.zeros(max(count, 1), np.float32)
-        self._keep.append(v)
-        return &v[0]
-
-    def reset(self, double sample_rate, int max_block):
-        """Allocate and transform everything for blocks up to max_block frames; clear state.
-        The IR is taken to be at sample_rate already (resampling is the loader's job)."""
-        if max_block < 1:
-            raise ValueError("max_block must be at least 1")
-        self.max_block = max_block
+    cdef int _allocate(self) except -1:
+        """Transform everything for blocks up to max_block frames (any P works with any
+        max_block); clear the state. The IR is taken to be at the reset's sample rate
+        already (resampling is the loader's job)."""
         P = self._partition or partition_size_for(self.ir_length)
         self.P, self.nd = P, min(P, self.ir_length)
         self.K = -(-max(self.ir_length - P, 0) // P)
         self.B = (P + 1 + 7) & ~7             # whole vectors per half
         self.plan = FFTPlan(2 * P)
-        self._keep = []
         self.head = self._zeros(P)
         cdef float[::1] ir = self._ir
         memcpy(self.head, &ir[0], self.nd * sizeof(float))
@@ -262,6 +252,7 @@ cdef class PartitionedConvolver:
         self.fdl = self._zeros(2 * self.B * self.K)
         self.hspec = self._hold_spectra()
         self.fill, self.slot, self.done = 0, 0, 0
+        return 0
 
     cdef float* _hold_spectra(self) except NULL:
         """IR partitions 1..K, zero-padded to 2P, as spectra in float64 rounded once; 1/P undoes
@@ -276,18 +267,7 @@ cdef class PartitionedConvolver:
         spec = np.fft.rfft(parts, axis=1) / P
         out = np.zeros((self.K, 2, B), np.float32)
         out[:, 0, :P + 1], out[:, 1, :P + 1] = spec.real, spec.imag
-        cdef float[::1] v = out.reshape(-1)
-        self._keep.append(v)
-        return &v[0]
-
-    def process(self, const float[::1] inp, float[::1] out):
-        """Convolve len(inp) frames (1..max_block) into out; inp may be out."""
-        cdef int n = inp.shape[0]
-        if n > self.max_block or out.shape[0] < n:
-            raise ValueError(f"block of {n} frames exceeds max_block {self.max_block} or out")
-        if n:
-            with nogil:
-                self._run(&inp[0], &out[0], n)
+        return self._hold(out)
 
     cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
         cdef int m

@@ -10,6 +10,7 @@ import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
 from _dsp cimport matmul, activate, set_bias, tanh_f32, ACT_SIGMOID, ACT_TANH
+from ._processor cimport Processor
 
 
 cdef struct Rnn:
@@ -38,54 +39,39 @@ cdef struct Dense:
     float* out             # cout x max_block
 
 
-cdef class Recurrent:
-    """Processor: reset(sample_rate, max_block), process(inp, out), set_knob(i, value).
-
-    spec: cell ("LSTM"|"GRU"), input_size, hidden_sizes, dense (list of dicts: size, act,
-    alpha), skip (0|1), in_gain, out_gain (linear), prewarm_samples.
-    """
+cdef class Recurrent(Processor):
+    """Processor playing a pedal.model.arch.recurrent.RecurrentSpec with `tensors`; the knobs
+    (inputs after the audio) are set by set_knob(i, value)."""
     cdef Rnn* rnns
     cdef int nrnn
     cdef Dense* dense
     cdef int ndense
     cdef int cin
-    cdef int max_block
     cdef float skip
     cdef float in_gain
     cdef float out_gain
     cdef float* x            # cin x max_block
     cdef float* proj         # g*maxhid x max_block
     cdef float[::1] knobs
-    cdef list _keep
     cdef object _spec
     cdef object _tensors
-    cdef readonly int prewarm_samples
 
-    def __cinit__(self):
+    def __cinit__(self, *args, **kwargs):
         self.rnns = NULL
         self.dense = NULL
 
     def __init__(self, spec, tensors):
         self._spec, self._tensors = spec, tensors
-        self.cin = spec["input_size"]
-        self.skip = spec.get("skip", 0)
-        self.in_gain = spec.get("in_gain", 1.0)
-        self.out_gain = spec.get("out_gain", 1.0)
-        self.prewarm_samples = spec.get("prewarm_samples", 0)
+        self.cin = spec.input_size
+        self.skip = spec.skip
+        self.in_gain = spec.in_gain
+        self.out_gain = spec.out_gain
+        self.prewarm_samples = spec.prewarm_samples
         self.knobs = np.zeros(max(self.cin - 1, 1), np.float32)
-        self.max_block = 0
 
     def __dealloc__(self):
         PyMem_Free(self.rnns)
         PyMem_Free(self.dense)
-
-    cdef float* _hold(self, arr) except NULL:
-        cdef float[::1] view = np.ascontiguousarray(arr, np.float32).reshape(-1)
-        self._keep.append(view)
-        return &view[0]
-
-    cdef float* _zeros(self, Py_ssize_t count) except NULL:
-        return self._hold(np.zeros(max(count, 1), np.float32))
 
     def set_knob(self, int index, float value):
         """Knob `index` (0-based, after the audio input) takes `value` from the next block."""
@@ -93,23 +79,21 @@ cdef class Recurrent:
             raise IndexError(f"knob {index} out of range (model has {self.cin - 1})")
         self.knobs[index] = value
 
-    def reset(self, double sample_rate, int max_block):
-        """Allocate every buffer for blocks up to max_block frames; state back to initial."""
+    cdef int _allocate(self) except -1:
         cdef Rnn* r
         cdef Dense* d
-        if max_block < 1:
-            raise ValueError("max_block must be at least 1")
+        cdef int max_block = self.max_block
         PyMem_Free(self.rnns)
         PyMem_Free(self.dense)
-        self._keep = []
         s, t = self._spec, self._tensors
-        self.max_block = max_block
-        hidden = list(s["hidden_sizes"])
-        self.nrnn, self.ndense = len(hidden), len(s["dense"])
+        hidden = list(s.hidden_sizes)
+        self.nrnn, self.ndense = len(hidden), len(s.dense)
         self.rnns = <Rnn*>PyMem_Malloc(max(self.nrnn, 1) * sizeof(Rnn))
         self.dense = <Dense*>PyMem_Malloc(max(self.ndense, 1) * sizeof(Dense))
-        gru = s["cell"] == "GRU"
-        g = 3 if gru else 4
+        if self.rnns == NULL or self.dense == NULL:
+            raise MemoryError()
+        gru = s.cell == "GRU"
+        g = s.gates
         cin = self.cin
         for l, hid in enumerate(hidden):
             r = &self.rnns[l]
@@ -130,39 +114,17 @@ cdef class Recurrent:
             r.out = self._zeros(hid * max_block)
             r.hh = self._zeros(g * hid)
             cin = hid
-        for k, ds in enumerate(s["dense"]):
+        for k, ds in enumerate(s.dense):
             d = &self.dense[k]
-            d.cin, d.cout = cin, ds["size"]
+            d.cin, d.cout = cin, ds.size
             d.w = self._hold(np.asarray(t[f"d{k}.w"], np.float32).T)
             d.b = self._hold(t[f"d{k}.b"])
-            d.act, d.alpha = ds["act"], ds.get("alpha", 0.0)
+            d.act, d.alpha = ds.activation.code, ds.activation.alpha
             d.out = self._zeros(d.cout * max_block)
             cin = d.cout
-        if cin != 1:
-            raise ValueError(f"the model ends with {cin} outputs, not 1")
         self.x = self._zeros(self.cin * max_block)
         self.proj = self._zeros(g * max(hidden + [1]) * max_block)
-        self.prewarm()
-
-    def prewarm(self):
-        """Run silence through the net for prewarm_samples (NAM's LSTM settles this way)."""
-        zeros = np.zeros(self.max_block, np.float32)
-        out = np.empty(self.max_block, np.float32)
-        left = self.prewarm_samples
-        while left > 0:
-            n = min(left, self.max_block)
-            self.process(zeros[:n], out[:n])
-            left -= n
-
-    def process(self, const float[::1] inp, float[::1] out):
-        """Stream len(inp) frames (1..max_block) into out."""
-        cdef int n = inp.shape[0]
-        if n > self.max_block or out.shape[0] < n:
-            raise ValueError(f"block of {n} frames exceeds max_block {self.max_block} or out")
-        if n == 0:
-            return
-        with nogil:
-            self._run(&inp[0], &out[0], n)
+        return 0
 
     cdef void _run(self, const float* inp, float* y, int n) noexcept nogil:
         cdef int l, k, t, i, cin = self.cin

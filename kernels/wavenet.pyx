@@ -16,6 +16,7 @@ import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
 from _dsp cimport Conv, conv_input, conv_gather, matmul, activate, copy_add_bias, set_bias
+from ._processor cimport Processor
 
 
 cdef struct Layer:
@@ -57,18 +58,13 @@ def _colmajor(w):
     return np.ascontiguousarray(np.asarray(w, np.float32).T)
 
 
-cdef class WaveNet:
-    """Processor: reset(sample_rate, max_block), then process(inp, out) on float32 blocks.
-
-    `arrays` is a list of dicts: input_size, condition_size, channels, head_size, and layers, a
-    list of dicts (kernel_size, dilation, act, alpha, gating, gate_act, gate_alpha); `tensors` maps the model file's
-    names to float32 arrays (see pedal/arch/wavenet.py); `knob_inputs` > 0 turns FiLM on,
-    with the knobs set by set_knob(index, value) (all 0 until set).
-    """
+cdef class WaveNet(Processor):
+    """Processor playing a pedal.model.arch.wavenet.WaveNetSpec with `tensors` (the model
+    file's names -> float32 arrays). With spec.knob_inputs > 0 FiLM is on, the knobs set by
+    set_knob(index, value) (all 0 until set)."""
     cdef Array* arrays
     cdef int narrays
     cdef float head_scale
-    cdef int max_block
     cdef float* z
     cdef float* cols       # width x max_block: the gathered columns of the current layer
     cdef float* a
@@ -76,29 +72,27 @@ cdef class WaveNet:
     cdef int nknobs
     cdef float[::1] knobs  # kept apart from _keep: knob values outlive reset()
     cdef float* knob_values
-    cdef bint ready        # reset() completed: the layers exist for set_knob to update
-    cdef list _keep
+    cdef bint ready        # the layers exist for set_knob to update
     cdef object _spec
     cdef object _tensors
-    cdef readonly int receptive_field
 
-    def __cinit__(self):
+    def __cinit__(self, *args, **kwargs):
         self.arrays = NULL
         self.narrays = 0
         self.ready = False
 
-    def __init__(self, arrays, tensors, int knob_inputs=0):
-        self._spec = arrays
+    def __init__(self, spec, tensors):
+        self._spec = spec
         self._tensors = tensors
-        if knob_inputs < 0:
-            raise ValueError("knob_inputs must not be negative")
-        self.nknobs = knob_inputs
-        self.knobs = np.zeros(max(knob_inputs, 1), np.float32)
+        self.nknobs = spec.knob_inputs
+        self.knobs = np.zeros(max(self.nknobs, 1), np.float32)
         self.knob_values = &self.knobs[0]
         self.head_scale = float(np.asarray(tensors["head_scale"]).reshape(-1)[0])
-        self.receptive_field = 1 + sum(l["dilation"] * (l["kernel_size"] - 1)
-                                       for arr in arrays for l in arr["layers"])
-        self.max_block = 0
+        self.prewarm_samples = spec.prewarm_samples
+
+    @property
+    def receptive_field(self):
+        return self._spec.receptive_field
 
     def __dealloc__(self):
         self._free()
@@ -112,49 +106,42 @@ cdef class WaveNet:
         self.arrays = NULL
         self.narrays = 0
 
-    cdef float* _hold(self, arr) except NULL:
-        cdef float[::1] view = np.ascontiguousarray(arr, np.float32).reshape(-1)
-        self._keep.append(view)
-        return &view[0]
-
-    cdef float* _zeros(self, Py_ssize_t count) except NULL:
-        return self._hold(np.zeros(max(count, 1), np.float32))
-
-    def reset(self, double sample_rate, int max_block):
-        """Allocate every buffer for blocks up to max_block frames and prewarm from silence."""
-        cdef int i, j, zc
+    cdef int _allocate(self) except -1:
+        cdef int i, j, zc, max_block = self.max_block
         cdef Array* arr
         cdef Layer* lay
-        if max_block < 1:
-            raise ValueError("max_block must be at least 1")
         self.ready = False
         self._free()
-        self._keep = []
         t = self._tensors
-        self.max_block = max_block
-        self.narrays = len(self._spec)
+        specs = self._spec.layer_arrays
+        self.narrays = len(specs)
         self.arrays = <Array*>PyMem_Malloc(self.narrays * sizeof(Array))
+        if self.arrays == NULL:
+            raise MemoryError()
         memset(self.arrays, 0, self.narrays * sizeof(Array))
         maxz = maxw = 1
-        for i, spec in enumerate(self._spec):
+        for i, spec in enumerate(specs):
             arr = &self.arrays[i]
-            arr.cin, arr.cond = spec["input_size"], spec["condition_size"]
-            arr.ch, arr.head = spec["channels"], spec["head_size"]
-            arr.nlayers = len(spec["layers"])
-            arr.layers = <Layer*>PyMem_Malloc(arr.nlayers * sizeof(Layer))
+            arr.cin, arr.cond = spec.input_size, spec.condition_size
+            arr.ch, arr.head = spec.channels, spec.head_size
+            arr.layers = <Layer*>PyMem_Malloc(len(spec.layers) * sizeof(Layer))
+            if arr.layers == NULL:
+                raise MemoryError()
+            arr.nlayers = len(spec.layers)
             arr.rechannel = self._hold(_colmajor(t[f"a{i}.rechannel"]))
             arr.head_w = self._hold(_colmajor(t[f"a{i}.head_w"]))
-            arr.head_b = self._hold(t[f"a{i}.head_b"]) if f"a{i}.head_b" in t else NULL
+            arr.head_b = self._hold(t[f"a{i}.head_b"]) if spec.head_bias else NULL
             arr.resid = self._zeros(arr.ch * max_block)
             arr.head_out = self._zeros(arr.head * max_block)
-            for j, ls in enumerate(spec["layers"]):
+            for j, ls in enumerate(spec.layers):
                 lay = &arr.layers[j]
                 p = f"a{i}.l{j}."
-                zc = 2 * arr.ch if ls["gating"] else arr.ch
+                zc = spec.z_channels(ls)
                 maxz = max(maxz, zc)
-                lay.gating, lay.act, lay.alpha = ls["gating"], ls["act"], ls["alpha"]
-                lay.gate_act, lay.gate_alpha = ls.get("gate_act", 0), ls.get("gate_alpha", 0.0)
-                k = ls["kernel_size"]
+                lay.gating = ls.gating_code
+                lay.act, lay.alpha = ls.activation.code, ls.activation.alpha
+                lay.gate_act, lay.gate_alpha = ls.gate_activation.code, ls.gate_activation.alpha
+                k = ls.kernel_size
                 w = np.asarray(t[p + "conv_w"], np.float32)            # (zc, ch, k)
                 lay.base = self._hold(np.concatenate([
                     w.transpose(2, 1, 0).reshape(k * arr.ch, zc),      # tap-major rows
@@ -175,12 +162,12 @@ cdef class WaveNet:
                 lay.conv.w = NULL
                 lay.conv.bias = NULL
                 lay.conv.cin, lay.conv.cout = arr.ch, zc
-                lay.conv.ksize, lay.conv.dil = ls["kernel_size"], ls["dilation"]
-                lay.conv.hist = ls["dilation"] * (ls["kernel_size"] - 1)
+                lay.conv.ksize, lay.conv.dil = k, ls.dilation
+                lay.conv.hist = ls.dilation * (k - 1)
                 lay.conv.length = lay.conv.hist + 4 * max_block
                 lay.conv.pos = lay.conv.hist
                 lay.conv.buf = self._zeros(lay.conv.length * arr.ch)
-        maxch = max(s["channels"] for s in self._spec)
+        maxch = max(s.channels for s in specs)
         self.z = self._zeros(maxz * max_block)
         self.cols = self._zeros(maxw * max_block)
         self.a = self._zeros(maxch * max_block)
@@ -188,7 +175,7 @@ cdef class WaveNet:
         self.ready = True
         with nogil:
             self._film()
-        self.prewarm()
+        return 0
 
     def set_knob(self, int index, float value):
         """Knob `index` (0-based) takes `value` from the next block on; before reset() too.
@@ -219,27 +206,6 @@ cdef class WaveNet:
                     for r in range(w):
                         lay.film_fused[r * zc + c] = gamma * lay.base[r * zc + c]
                     lay.film_fused[(w - 1) * zc + c] += beta
-
-    def prewarm(self):
-        """Feed silence for the receptive field so the state matches an offline run that
-        starts from zero-padded input (biases make that differ from zeroed buffers)."""
-        zeros = np.zeros(self.max_block, np.float32)
-        out = np.empty(self.max_block, np.float32)
-        left = self.receptive_field
-        while left > 0:
-            n = min(left, self.max_block)
-            self.process(zeros[:n], out[:n])
-            left -= n
-
-    def process(self, const float[::1] inp, float[::1] out):
-        """Stream len(inp) frames (1..max_block) into out."""
-        cdef int n = inp.shape[0]
-        if n > self.max_block or out.shape[0] < n:
-            raise ValueError(f"block of {n} frames exceeds max_block {self.max_block} or out")
-        if n == 0:
-            return
-        with nogil:
-            self._run(&inp[0], &out[0], n)
 
     cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
         cdef int i, t

@@ -9,7 +9,7 @@ with tests/ on sys.path, as pytest's rootdir-relative import does).
   runs in a subprocess: run_snippet(code, conf) runs `python -c code` with
   ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:<conf> and returns what it printed after
   'RESULT ' (JSON).
-- raw files in device formats, encoded and decoded here independently of pedal.alsa_io.
+- raw files in device formats, encoded and decoded here independently of pedal.io.alsa.
 - Jackd: start/stop a private jackd (`-n <unique name>`, dummy driver, loopback ports) as
   root without realtime; clients find it through JACK_DEFAULT_SERVER.
 """
@@ -117,7 +117,7 @@ def run_snippet(code, conf, timeout=60, env=None, check=True):
 
 
 # ---------------------------------------------------------------------------------------------
-# raw audio in device formats (a reference independent of pedal.alsa_io)
+# raw audio in device formats (a reference independent of pedal.io.alsa)
 
 WIDTH = {"S16_LE": 2, "S24_LE": 4, "S24_3LE": 3, "S32_LE": 4, "FLOAT_LE": 4}
 FULL_SCALE = {"S16_LE": 2 ** 15, "S24_LE": 2 ** 23, "S24_3LE": 2 ** 23, "S32_LE": 2 ** 31}

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The "random" block schedule draws lengths from 1..RANDOM_MAX_BLOCK.
-RANDOM_MAX_BLOCK = 512
+from pedal import processor
+from pedal.processor import block_lengths, max_block  # noqa: F401  (the tests' schedule)
 
 
 @pytest.fixture(scope="session")
@@ -22,40 +22,18 @@ def shared_dir():
                 "or set PEDAL_SHARED)")
 
 
-def block_lengths(total, block, seed=0):
-    """The block lengths that cover `total` frames: all `block` (last one shorter), or, for
-    "random", lengths drawn from 1..RANDOM_MAX_BLOCK with a fixed seed."""
-    if block == "random":
-        rng = np.random.default_rng(seed)
-        lengths = []
-        while sum(lengths) < total:
-            lengths.append(int(rng.integers(1, RANDOM_MAX_BLOCK + 1)))
-        lengths[-1] -= sum(lengths) - total
-        return lengths
-    return [block] * (total // block) + ([total % block] if total % block else [])
-
-
-def max_block(block):
-    return RANDOM_MAX_BLOCK if block == "random" else block
-
-
 def run_blocks(proc, x, block, sample_rate=48000, seed=0):
     """reset(sample_rate, max_block), then x streamed through proc.process (mono, 1-D) or
     proc.process_frames (2-D frames in rows) in the given block schedule."""
+    if np.ndim(x) == 1:
+        return processor.stream(proc, x, block, sample_rate=sample_rate, seed=seed)
     proc.reset(sample_rate, max_block(block))
     x = np.ascontiguousarray(x, np.float32)
-    frames = x.ndim == 2
-    out_shape = (max_block(block), proc.out_channels) if frames else (max_block(block),)
-    buf = np.zeros(out_shape, np.float32)
-    y, pos = [], 0
+    y, pos = np.empty((len(x), proc.out_channels), np.float32), 0
     for n in block_lengths(len(x), block, seed):
-        if frames:
-            proc.process_frames(x[pos:pos + n], buf[:n])
-        else:
-            proc.process(x[pos:pos + n], buf[:n])
-        y.append(buf[:n].copy())
+        proc.process_frames(x[pos:pos + n], y[pos:pos + n])
         pos += n
-    return np.concatenate(y)
+    return y
 
 
 @pytest.fixture

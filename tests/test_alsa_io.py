@@ -1,13 +1,26 @@
-"""pedal.alsa_io against real alsa-lib devices: the file plugin over null (unpaced, exact
+"""pedal.io.alsa against real alsa-lib devices: the file plugin over null (unpaced, exact
 data) and the JACK plugin under a private jackd with the dummy driver (real-time pacing,
 real xruns, a server that dies). Device work runs in subprocesses because alsa-lib reads
 its configuration once per process."""
 import numpy as np
 import pytest
-
-from alsa_env import (HAVE_ALSAAUDIO, JACK_PLUGIN, JACKD, Jackd, alsa_env as make_env,
-                      decode_raw, encode_raw, file_pcm, jack_pcm, linear_pcm, lsb, multi_pcm,
-                      quantize, run_snippet, write_conf)
+from alsa_env import (
+    HAVE_ALSAAUDIO,
+    JACK_PLUGIN,
+    JACKD,
+    Jackd,
+    decode_raw,
+    encode_raw,
+    file_pcm,
+    jack_pcm,
+    linear_pcm,
+    lsb,
+    multi_pcm,
+    quantize,
+    run_snippet,
+    write_conf,
+)
+from alsa_env import alsa_env as make_env
 
 pytestmark = pytest.mark.skipif(not HAVE_ALSAAUDIO,
                                 reason="pyalsaaudio not installed (pip install pyalsaaudio; "
@@ -35,7 +48,7 @@ test_signal.__test__ = False
 
 ROUND_TRIP = """
 import json, numpy as np
-from pedal.alsa_io import AlsaDuplex
+from pedal.io.alsa import AlsaDuplex
 io = AlsaDuplex("fxin", "fxout", 48000, {period}, {periods}, "{fmt}", {in_ch}, {out_ch},
                 input_channel={ic})
 y = np.zeros({period}, np.float32)
@@ -117,7 +130,7 @@ def test_plug_converts(tmp_path):
 
 REFUSALS = """
 import json
-from pedal.alsa_io import AlsaDuplex
+from pedal.io.alsa import AlsaDuplex
 from pedal.errors import PedalError
 cases = {
     "format": ("lin", "lin", dict(fmt="FLOAT_LE")),
@@ -160,7 +173,7 @@ def test_refusals_name_device_and_setting(tmp_path):
 
 JACK_RUN = """
 import json, time, numpy as np
-from pedal.alsa_io import AlsaDuplex
+from pedal.io.alsa import AlsaDuplex
 seconds, stalls, impulse_every = {seconds}, {stalls}, {impulse_every}
 io = AlsaDuplex("jk", "jk", 48000, 64, 2, "FLOAT_LE")
 x = np.zeros(64, np.float32); y = np.zeros(64, np.float32)
@@ -226,7 +239,7 @@ def test_jack_ten_seconds_at_64x2(tmp_path, jackd, capsys):
     delays = res["delays"]
     with capsys.disabled():
         hist = {d: delays.count(d) for d in sorted(set(delays))}
-        print(f"\n[alsa_io] jackd dummy 64x2 FLOAT 10 s: {res['xruns']} xruns "
+        print(f"\n[alsa] jackd dummy 64x2 FLOAT 10 s: {res['xruns']} xruns "
               f"(capture {res['capture_xruns']}, playback {res['playback_xruns']}), "
               f"elapsed {res['elapsed']:.2f} s, round trip frames {hist}, {res['lost']} lost "
               f"(latency_frames {res['latency']})")
@@ -243,7 +256,7 @@ def test_jack_stall_counts_xruns_and_keeps_going(tmp_path, jackd, capsys):
     code = JACK_RUN.format(seconds=2, stalls=[1, 2, 3], impulse_every=0)
     res, _ = run_snippet(code, conf, env=make_env(conf, **jackd.env), timeout=30)
     with capsys.disabled():
-        print(f"\n[alsa_io] 3 stalls of 50 ms in 2 s: {res['xruns']} xruns at periods "
+        print(f"\n[alsa] 3 stalls of 50 ms in 2 s: {res['xruns']} xruns at periods "
               f"{res['xrun_periods']} (capture {res['capture_xruns']}, playback "
               f"{res['playback_xruns']})")
     # the write right after each stall finds playback underrun (capture is resynced with it)
@@ -255,7 +268,7 @@ def test_jack_stall_counts_xruns_and_keeps_going(tmp_path, jackd, capsys):
 
 REFUSE_JACK = """
 import json
-from pedal.alsa_io import AlsaDuplex, NegotiationError
+from pedal.io.alsa import AlsaDuplex, NegotiationError
 out = []
 for kw in (dict(rate=44100, fmt="FLOAT_LE"), dict(rate=48000, fmt="S16_LE")):
     try:
@@ -278,7 +291,7 @@ def test_jack_refuses_rate_and_format(tmp_path, jackd):
 KILL = """
 import json, time, numpy as np
 from alsa_env import Jackd
-from pedal.alsa_io import AlsaDuplex, DeviceLost, DeviceOpenError, open_duplex
+from pedal.io.alsa import AlsaDuplex, DeviceLost, DeviceOpenError, open_duplex
 server = Jackd(name="{name}").start()
 res = {{}}
 try:
@@ -323,7 +336,7 @@ def test_jackd_killed_device_lost_then_reopen(tmp_path):
     env = make_env(conf, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION=1,
                    JACK_NO_START_SERVER=1)
     res, _ = run_snippet(KILL.format(name=name), conf, env=env, timeout=40)
-    print(f"\n[alsa_io] jackd killed: {res}")
+    print(f"\n[alsa] jackd killed: {res}")
     assert res["lost"] is not None, "no DeviceLost after jackd was killed"
     msg, after_s = res["lost"]
     assert msg.startswith("jk: ") and "stalled" in msg
@@ -365,7 +378,7 @@ class ScriptedCapture:
 
 @pytest.fixture
 def null_duplex():
-    from pedal.alsa_io import AlsaDuplex
+    from pedal.io.alsa import AlsaDuplex
     io = AlsaDuplex("null", "null", 48000, 64, 2, "S16_LE")
     yield io
     io.close()
@@ -388,7 +401,8 @@ def test_short_reads_are_stitched_into_whole_periods(null_duplex):
 
 def test_xrun_signal_and_device_errors(null_duplex):
     import alsaaudio
-    from pedal.alsa_io import XRUN, DeviceLost
+
+    from pedal.io.alsa import XRUN, DeviceLost
     io = null_duplex
     stream = np.zeros(64 * 10)
     io._cap = cap = ScriptedCapture(stream, [

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pedal import modelfile
-from pedal.arch import build
+from pedal import atomic
 from pedal.errors import ModelError
-from pedal.formats import load_model
+from pedal.model import file as modelfile
+from pedal.model.arch import build
+from pedal.model.formats import load_model
 
 # A loader's numpy warning (overflow in a cast, say) would be an exception under -W error.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -507,7 +509,7 @@ def test_save_is_atomic(pedal_models, workdir, monkeypatch):
 
     def fail(*args):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(modelfile.os, "replace", fail)
+    monkeypatch.setattr(atomic.os, "replace", fail)
     with pytest.raises(OSError):
         modelfile.save(model, target, "int8")
     assert target.read_bytes() == before and sorted(os.listdir(folder)) == ["m.pedal"]

@@ -3,8 +3,8 @@ prototypes mapped through the bilinear transform."""
 import threading
 
 import numpy as np
-from conftest import block_lengths as lengths
 import pytest
+from conftest import block_lengths as lengths
 from scipy import signal as ss
 
 from pedal.kernels.biquad import BiquadCascade, rbj

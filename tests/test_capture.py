@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pedal.audio import read_audio, write_audio
 from pedal.errors import PedalError
+from pedal.io.audiofile import read_audio, write_audio
 from pedal.signals import esr
 from pedal.tools import capsignal
 from pedal.tools.align import align, load_capture

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pedal import cli, modelfile
-from pedal.arch import build
-from pedal.formats import load_model
-from pedal.render import stream
+from pedal import cli
+from pedal.model import file as modelfile
+from pedal.model.arch import build
+from pedal.model.file import Knob
+from pedal.model.formats import load_model
+from pedal.processor import stream
 from pedal.signals import esr, guitar_phrase
 from pedal.tools import convert
 from pedal.tools.nets import make_net, save_pt
-from pedal.modelfile import Knob
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_render_other_rate_resamples_or_refuses(nam_path, tmp_path, capsys):
     y, rate = sf.read(tmp_path / "yes.wav", dtype="float32")
     assert rate == 44100 and len(y) == len(x)
     # the model really ran at 48 kHz: compare against rendering the 48 kHz version of x
-    from pedal.audio import resample
+    from pedal.io.audiofile import resample
     expected = resample(offline(load_model(nam_path), resample(x, 44100, 48000)), 48000, 44100)
     assert esr(expected[1000:-1000], y[1000:-1000]) < 1e-6
 

@@ -9,11 +9,12 @@ import time
 
 import pytest
 
-from pedal.app import Pedal
-from pedal.control import ControlServer, request
-from pedal.engine import Chain, Loader
+from pedal.box.control import ControlServer, request
+from pedal.box.pedal import Pedal
+from pedal.box.presets import Presets
+from pedal.dsp.chain import Chain
+from pedal.dsp.loader import Loader
 from pedal.errors import PedalError
-from pedal.presets import Presets
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pedal.arch import build, validate_model  # noqa: E402
-from pedal.arch.activations import ACTIVATIONS  # noqa: E402
 from pedal.kernels.conv import ConvStack  # noqa: E402
-from pedal.modelfile import Model  # noqa: E402
+from pedal.model.arch import build  # noqa: E402
+from pedal.model.arch.activations import ACTIVATIONS  # noqa: E402
+from pedal.model.arch.cnn import ConvLayer  # noqa: E402
+from pedal.model.file import Model  # noqa: E402
 
 BLOCKS = (1, 7, 64, 4096, "random")   # "random": lengths 1..512 (conftest.run_blocks)
 TOL = 1e-5
@@ -27,7 +28,7 @@ def model_from_convs(convs, activations):
         if conv.bias is not None:
             tensors[f"c{i}.b"] = conv.bias.detach().numpy().copy()
     model = Model("CNN", {"layers": layers}, tensors, sample_rate=48000)
-    validate_model(model, "test")
+    model.check("test")
     return model
 
 
@@ -39,7 +40,7 @@ def torch_causal(net, x, receptive_field):
         return net(t)[0].numpy().T
 
 
-# -- cnn-distortion v4 ------------------------------------------------------------------------------
+# -- cnn-distortion v4 -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def cnn_v4():
@@ -77,8 +78,7 @@ def test_multichannel_convstack_matches_torch(bias, block, stream):
     tensors = {"c0.w": conv.weight.detach().numpy().copy()}
     if bias:
         tensors["c0.b"] = conv.bias.detach().numpy().copy()
-    stack = ConvStack([{"in_channels": 3, "channels": 5, "kernel_size": 3, "dilation": 4,
-                        "act": 0, "alpha": 0.0, "bias": bias}], tensors)
+    stack = ConvStack([ConvLayer(3, 5, kernel_size=3, dilation=4, bias=bias)], tensors)
     x = np.random.default_rng(2).uniform(-1, 1, (3000, 3)).astype(np.float32)
     ref = torch_causal(conv, x, 1 + 4 * 2)
     y = stream(stack, x, block)

@@ -137,8 +137,8 @@ def test_install_dry_run_prints_the_steps():
 
 
 def test_install_config_template_is_valid():
-    """The pedal.toml the script writes loads with pedal.config."""
-    from pedal.config import load_config
+    """The pedal.toml the script writes loads with pedal.box.config."""
+    from pedal.box.config import load_config
     r = _script("install-pi.sh", "--dry-run")
     block = re.search(r"\+ write /etc/pedal/pedal.toml.*?\n((?:\|.*\n)+)", r.stdout)
     assert block, r.stdout
@@ -348,7 +348,7 @@ if libc.prctl(65, 1, 0, 0, 0) != 0:          # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_
     sys.exit(0)
 import numpy as np
 from pedal import models
-from pedal.engine import Chain
+from pedal.dsp.chain import Chain
 chain = Chain()
 chain.reset(48000, 64)
 chain.load_now(models.default_model(), None)

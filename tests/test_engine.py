@@ -5,8 +5,10 @@ import pytest
 import soundfile as sf
 from scipy.signal import sosfreqz
 
-from pedal import engine
-from pedal.engine import Chain, Loader
+from pedal.dsp import chain as engine
+from pedal.dsp import loader
+from pedal.dsp.chain import Chain
+from pedal.dsp.loader import Loader
 from pedal.errors import PedalError
 from pedal.signals import guitar_phrase
 
@@ -72,7 +74,7 @@ def test_bypass_crossfades_to_the_dry_signal(nam):
 
 def test_model_swap_crossfades_without_dropout(nam):
     c = chain_with(nam("wavenet.nam"))
-    other = engine.prepare_model(nam("lstm.nam"), c)
+    other = loader.prepare_model(nam("lstm.nam"), c)
     x = guitar_phrase(0.5, RATE, seed=4)
     y = run(c, x, each_block=lambda k: k == 40 and c.model.post(other))
     assert c.model_name == "Test LSTM" and c.model.incoming is None
@@ -104,7 +106,7 @@ def test_loudness_matching_levels_two_models(nam):
     levels = []
     for name in ("wavenet.nam", "lstm.nam"):
         y = run(chain_with(nam(name)), x)
-        levels.append(engine.loudness_db(y[RATE // 2:]))
+        levels.append(loader.loudness_db(y[RATE // 2:]))
     assert abs(levels[0] - levels[1]) < 3.0, levels
 
 

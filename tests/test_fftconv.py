@@ -3,8 +3,8 @@ against numpy.fft."""
 import time
 
 import numpy as np
-from conftest import block_lengths as lengths
 import pytest
+from conftest import block_lengths as lengths
 from scipy import signal as ss
 
 from pedal.kernels.fftconv import PartitionedConvolver, irfft, partition_size_for, rfft

@@ -9,10 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import block_lengths, max_block  # noqa: E402
-from pedal import modelfile  # noqa: E402
-from pedal.arch import build, get, validate_model  # noqa: E402
+
 from pedal.errors import ModelError  # noqa: E402
-from pedal.modelfile import Knob, Model  # noqa: E402
+from pedal.model import file as modelfile  # noqa: E402
+from pedal.model.arch import build, get  # noqa: E402
+from pedal.model.file import Knob, Model  # noqa: E402
 from pedal.tools.nets import WaveNetNet  # noqa: E402
 
 TOL = 1e-5
@@ -52,7 +53,7 @@ def random_tensors(config, seed=0):
 
 def film_model(config, seed=0):
     model = Model("WaveNet", config, random_tensors(config, seed), knobs=list(KNOBS))
-    validate_model(model, "test")
+    model.check("test")
     return model
 
 
@@ -130,7 +131,7 @@ def test_knob_inputs_0_plays_as_a_model_without_the_key(name, stream, signal):
     tensors = {k: v for k, v in random_tensors(CONFIGS[name]).items() if "film" not in k}
     plain = stream(build(Model("WaveNet", config, tensors)), x, "random")
     zero = Model("WaveNet", dict(config, knob_inputs=0), tensors)
-    validate_model(zero, "test")
+    zero.check("test")
     np.testing.assert_array_equal(stream(build(zero), x, "random"), plain)
     with pytest.raises(IndexError):
         build(zero).set_knob(0, 1.0)
@@ -188,13 +189,13 @@ def test_check_refuses_bad_film_tensors_by_name(spoil, message):
     tensors = random_tensors(GATED)
     spoil(tensors)
     with pytest.raises(ModelError) as e:
-        validate_model(Model("WaveNet", GATED, tensors, knobs=list(KNOBS)), "drive.pedal")
+        Model("WaveNet", GATED, tensors, knobs=list(KNOBS)).check("drive.pedal")
     assert message in str(e.value) and "drive.pedal" in str(e.value)
 
 
 def test_check_refuses_film_tensors_without_knob_inputs():
     with pytest.raises(ModelError, match="tensors.a0.l0.film_scale: not used"):
-        validate_model(Model("WaveNet", without_knobs(UNGATED), random_tensors(UNGATED)), "m")
+        Model("WaveNet", without_knobs(UNGATED), random_tensors(UNGATED)).check("m")
 
 
 @pytest.mark.parametrize("value", [9, -1, 2.0, True, "2", None])
@@ -208,7 +209,7 @@ def test_check_refuses_bad_knob_inputs(value):
 def test_validate_model_refuses_a_knob_count_mismatch(count):
     knobs = [Knob(f"k{i}") for i in range(count)]
     with pytest.raises(ModelError, match="knobs: the model takes 2 knob inputs"):
-        validate_model(Model("WaveNet", GATED, random_tensors(GATED), knobs=knobs), "m")
+        Model("WaveNet", GATED, random_tensors(GATED), knobs=knobs).check("m")
 
 
 # -- the model file and the real-time promises --------------------------------------------------
@@ -220,12 +221,12 @@ def test_film_model_round_trips_through_the_model_file_and_plays(mode, tmp_path,
     path = tmp_path / f"film-{mode}.pedal"
     modelfile.save(model, path, mode)
     loaded = modelfile.load(path)
-    validate_model(loaded, str(path))
+    loaded.check(str(path))
     assert loaded.config["knob_inputs"] == 2 and loaded.knobs == KNOBS
     expected = modelfile.quantized(model, mode)
     for name, t in expected.tensors.items():
         np.testing.assert_array_equal(loaded.tensors[name], t)
-    assert "FiLM on 2 knobs" in get("WaveNet").describe(loaded.config)
+    assert "FiLM on 2 knobs" in loaded.spec.describe()
     # build() sets the knobs' defaults
     y = stream(build(loaded), x, "random")
     ref = torch_output(expected, x, [k.default for k in KNOBS])
@@ -234,10 +235,10 @@ def test_film_model_round_trips_through_the_model_file_and_plays(mode, tmp_path,
 
 
 def test_describe_and_cost():
-    arch = get("WaveNet")
-    assert "FiLM" not in arch.describe(without_knobs(GATED))
-    assert arch.macs_per_sample(GATED) == arch.macs_per_sample(without_knobs(GATED))
-    assert arch.knob_inputs(GATED) == 2 and arch.knob_inputs(without_knobs(GATED)) == 0
+    film, plain = get("WaveNet").parse(GATED, "t"), get("WaveNet").parse(without_knobs(GATED), "t")
+    assert "FiLM" not in plain.describe()
+    assert film.macs_per_sample == plain.macs_per_sample
+    assert film.knob_inputs == 2 and plain.knob_inputs == 0
 
 
 def test_set_knob_is_checked():

@@ -1,4 +1,4 @@
-"""The pedal's GPIO controls (pedal.gpio) against gpiozero's MockFactory: footswitch tap and
+"""The pedal's GPIO controls (pedal.box.gpio) against gpiozero's MockFactory: footswitch tap and
 hold, encoders, pots through a mocked MCP3008, the status LED, bad [gpio] tables, and the
 controls driving a running audio loop on the file-backed ALSA device."""
 import math
@@ -11,13 +11,15 @@ gpiozero = pytest.importorskip("gpiozero", reason="gpiozero is not installed")
 from gpiozero import Device  # noqa: E402
 from gpiozero.pins.mock import MockFactory, MockSPIDevice  # noqa: E402
 
-from pedal.app import Pedal  # noqa: E402
-from pedal.engine import PARAMS, Chain, LoadedModel, Loader  # noqa: E402
+from pedal.box.gpio import Controls, parse_config  # noqa: E402
+from pedal.box.pedal import Pedal  # noqa: E402
+from pedal.box.presets import Presets  # noqa: E402
+from pedal.dsp.chain import Chain  # noqa: E402
+from pedal.dsp.loader import LoadedModel, Loader  # noqa: E402
+from pedal.dsp.params import PARAMS  # noqa: E402
 from pedal.errors import PedalError  # noqa: E402
-from pedal.gpio import Controls, parse_config  # noqa: E402
-from pedal.modelfile import Knob  # noqa: E402
-from pedal.presets import Presets  # noqa: E402
-from pedal.stats import Stats  # noqa: E402
+from pedal.io.stats import Stats  # noqa: E402
+from pedal.model.file import Knob  # noqa: E402
 
 FS, LED_PIN, ENC_A, ENC_B, ENC_PUSH = 17, 22, 5, 6, 13
 BOUNCE = 0.005        # the footswitches' debounce in these tests; edges are spaced wider
@@ -220,7 +222,7 @@ def test_pot_maps_through_the_taper_with_deadband(pedal, factory, taper, lo, hi)
 
 
 def test_taper_midpoints():
-    from pedal.gpio import taper
+    from pedal.box.gpio import taper
     assert taper(0.5, "linear") == 0.5
     assert taper(0.5, "log") == pytest.approx(0.1)
     assert taper(0.5, "antilog") == pytest.approx(0.9)
@@ -329,12 +331,13 @@ import json, tempfile, threading, time
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from pedal import models
-from pedal.app import Pedal
-from pedal.engine import Chain, Loader
-from pedal.filedevice import FileDevice
-from pedal.gpio import Controls
-from pedal.loop import AudioConfig, AudioLoop
-from pedal.presets import Presets
+from pedal.box.pedal import Pedal
+from pedal.dsp.chain import Chain
+from pedal.dsp.loader import Loader
+from pedal.io.filedevice import FileDevice
+from pedal.box.gpio import Controls
+from pedal.io.loop import AudioConfig, AudioLoop
+from pedal.box.presets import Presets
 from pedal.signals import guitar_phrase
 
 Device.pin_factory = factory = MockFactory()

@@ -31,7 +31,7 @@ def file_device_run(tmp_path, clip, *extra):
     """`pedal run` on the file device, playing `clip`; returns what it played."""
     code = (
         "import sys, numpy as np, soundfile as sf\n"
-        "from pedal.filedevice import FileDevice\n"
+        "from pedal.io.filedevice import FileDevice\n"
         "from pedal import cli\n"
         f"x, _ = sf.read(r'{clip}', dtype='float32')\n"
         "with FileDevice(x) as dev:\n"
@@ -53,7 +53,8 @@ def test_run_plays_exactly_what_render_computes(tmp_path, clip, extra):
     period = int(extra[extra.index("--period") + 1]) if "--period" in extra else 64
     periods = int(extra[extra.index("--periods") + 1]) if "--periods" in extra else 2
     params = [a for i, a in enumerate(extra) if i and extra[i - 1] == "--param"]
-    r = pedal("render", "--chain", "--block", str(period), *sum((["--param", p] for p in params), []),
+    param_args = sum((["--param", p] for p in params), [])
+    r = pedal("render", "--chain", "--block", str(period), *param_args,
               "-m", _default_model(), str(clip), str(tmp_path / "offline.wav"))
     assert r.returncode == 0, r.stderr
     offline, _ = sf.read(tmp_path / "offline.wav", dtype="float32")

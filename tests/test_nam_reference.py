@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("nam")
 
-from pedal.arch import build  # noqa: E402
 from pedal.errors import ModelError  # noqa: E402
-from pedal.formats import load_model  # noqa: E402
+from pedal.model.arch import build  # noqa: E402
+from pedal.model.formats import load_model  # noqa: E402
 from pedal.tools.reference import reference_output  # noqa: E402
 
 BLOCKS = (1, 7, 64, 4096, "random")   # "random": lengths 1..512 (conftest.run_blocks)

@@ -13,10 +13,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("nam")
 
-from pedal.arch import build  # noqa: E402
 from pedal.errors import PedalError  # noqa: E402
-from pedal.formats import load_model  # noqa: E402
-from pedal.modelfile import Knob, Model  # noqa: E402
+from pedal.model.arch import build  # noqa: E402
+from pedal.model.file import Knob, Model  # noqa: E402
+from pedal.model.formats import load_model  # noqa: E402
 from pedal.tools.namexport import export_nam, main  # noqa: E402
 from pedal.tools.nets import CNNNet, RecurrentNet, WaveNetNet, save_pt  # noqa: E402
 from pedal.tools.reference import reference_output  # noqa: E402

@@ -52,8 +52,8 @@ def test_soak_a1_standard_at_64x2(jack, shared_dir):
 
 STALL = """
 import json, time
-from pedal.engine import Chain
-from pedal.loop import AudioConfig, AudioLoop
+from pedal.dsp.chain import Chain
+from pedal.io.loop import AudioConfig, AudioLoop
 chain = Chain(); chain.reset(48000, 64)
 class Stalling:
     def __init__(self): self.k = 0
@@ -79,8 +79,8 @@ def test_forced_stall_is_counted_and_the_loop_plays_on(jack):
 LOSS = """
 import json, threading, time
 from alsa_env import Jackd
-from pedal.engine import Chain
-from pedal.loop import AudioConfig, AudioLoop
+from pedal.dsp.chain import Chain
+from pedal.io.loop import AudioConfig, AudioLoop
 logs = []
 server = Jackd(name=NAME, period=64).start()
 chain = Chain(); chain.reset(48000, 64)

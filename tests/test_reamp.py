@@ -11,11 +11,13 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-
 from alsa_env import HAVE_ALSAAUDIO, alsa_env, file_pcm, write_conf
+
 from pedal.errors import PedalError
 from pedal.signals import guitar_phrase
-from pedal.tools import reamp
+from pedal.tools import manifest, reamp
+from pedal.tools.gear import alsa as gear_alsa
+from pedal.tools.gear import lv2
 
 RATE = 48000
 TS9 = "http://guitarix.sourceforge.net/plugins/gxts9#ts9sim"
@@ -69,7 +71,7 @@ def test_builtin_chain_take_equals_pedalboard_itself(tmp_path, dry):
     expected = pb.Pedalboard([pb.Compressor(threshold_db=-20, ratio=4, attack_ms=5,
                                             release_ms=100), pb.Gain(gain_db=6)])(x, RATE)
     np.testing.assert_array_equal(take(out / "wet.wav"), expected)
-    m = reamp.load_manifest(out / "reamp.json")
+    m = manifest.load_manifest(out / "reamp.json")
     assert m["gear"]["backend"] == "pedalboard" and m["rate"] == RATE
     assert m["knobs"] == [] and m["controls"] == {}
     assert [t["knobs"] for t in m["takes"]] == [{}]
@@ -86,7 +88,7 @@ def test_builtin_sweep_writes_one_take_per_value_with_the_other_controls_fixed(t
     run_reamp(path, "-o", out, "--pedalboard",
               "Distortion(drive_db=20) | LowpassFilter(cutoff_frequency_hz=4000)",
               "--sweep", "drive_db=10,25,30", "--control", "cutoff_frequency_hz=2000")
-    m = reamp.load_manifest(out / "reamp.json")
+    m = manifest.load_manifest(out / "reamp.json")
     assert m["controls"] == {"cutoff_frequency_hz": 2000}
     # pedalboard states no ranges: the sweep's; the spec's value is the default
     assert m["knobs"] == [{"name": "drive_db", "min": 10, "max": 30, "default": 20}]
@@ -174,7 +176,7 @@ def test_lv2_takes_match_lv2apply_run_directly(tmp_path, dry):
     out = tmp_path / "out"
     run_reamp(path, "-o", out, "--lv2", TS9, "--sweep", "drive=0.2,0.8", "--control",
               "TONE=600", "--control", "fslider0_=-10")
-    m = reamp.load_manifest(out / "reamp.json")
+    m = manifest.load_manifest(out / "reamp.json")
     # the range and default are the plugin's own (gxts9.ttl), not the sweep's
     assert m["knobs"] == [{"name": "drive", "min": 0, "max": 1, "default": 0.5}]
     assert m["gear"]["uri"] == TS9 and m["gear"]["name"] == "GxTubeScreamer"
@@ -221,12 +223,13 @@ def test_lv2info_output_is_parsed_into_ports():
             "\tPort 1:\n\t\tType:        http://lv2plug.in/ns/lv2core#AudioPort\n"
             "\t\t             http://lv2plug.in/ns/lv2core#OutputPort\n"
             "\t\tSymbol:      out\n\t\tName:        Out\n")
-    name, ports = reamp.parse_lv2info(text)
+    name, ports = lv2.parse_lv2info(text)
     assert name == "Thing" and [p.symbol for p in ports] == ["gain", "out"]
     assert (ports[0].name, ports[0].minimum, ports[0].maximum, ports[0].default) == \
         ("Gain", -20.0, 4.0, -16.0)
     assert ports[0].has("ControlPort") and ports[0].has("InputPort")
-    assert ports[1].has("AudioPort") and ports[1].has("OutputPort") and not ports[1].has("InputPort")
+    assert ports[1].has("AudioPort") and ports[1].has("OutputPort")
+    assert not ports[1].has("InputPort")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,19 +274,19 @@ def _edit(path, change):
     (lambda d: d.update(controls={"gain_db": 1}), "also a fixed control"),
 ])
 def test_load_manifest_names_the_file_and_field(swept, change, needle):
-    reamp.load_manifest(swept)                   # the untouched one is fine
+    manifest.load_manifest(swept)                   # the untouched one is fine
     _edit(swept, change)
     with pytest.raises(PedalError) as err:
-        reamp.load_manifest(swept)
+        manifest.load_manifest(swept)
     assert err.value.where == str(swept) and needle in err.value.problem
 
 
 def test_load_manifest_refuses_a_missing_or_broken_file(tmp_path):
     with pytest.raises(PedalError, match="no such file"):
-        reamp.load_manifest(tmp_path / "reamp.json")
+        manifest.load_manifest(tmp_path / "reamp.json")
     (tmp_path / "reamp.json").write_text("{")
     with pytest.raises(PedalError, match="not valid JSON"):
-        reamp.load_manifest(tmp_path / "reamp.json")
+        manifest.load_manifest(tmp_path / "reamp.json")
 
 
 def test_a_failed_run_leaves_the_previous_one_intact(swept, dry):
@@ -338,7 +341,7 @@ def _one_line(r):
 
 
 def _tail(rate=RATE):
-    return PERIODS * PERIOD + PERIOD + int(reamp.ROUND_TRIP_MARGIN_S * rate)
+    return PERIODS * PERIOD + PERIOD + int(gear_alsa.ROUND_TRIP_MARGIN_S * rate)
 
 
 @needs_alsa
@@ -348,7 +351,7 @@ def test_hardware_take_is_what_came_back_and_the_signal_went_out(tmp_path, dry):
     r, out, played = hardware_run(tmp_path, path, wet, "--control", "gain=7")
     assert r.returncode == 0, r.stderr
     assert "level check: a 1000 Hz tone at -18 dBFS comes back at" in r.stdout
-    m = reamp.load_manifest(out / "reamp.json")
+    m = manifest.load_manifest(out / "reamp.json")
     assert m["gear"]["backend"] == "alsa" and m["gear"]["device"]["capture"] == "gear_return"
     assert m["controls"] == {"gain": 7}
     t = m["takes"][0]
@@ -390,7 +393,7 @@ def test_hardware_take_that_clipped_is_refused_unless_forced(tmp_path, dry):
     assert not out.exists() or not any(out.iterdir())
     r, out, _ = hardware_run(tmp_path, path, returned, "--force")
     assert r.returncode == 0, r.stderr
-    t = reamp.load_manifest(out / "reamp.json")["takes"][0]
+    t = manifest.load_manifest(out / "reamp.json")["takes"][0]
     assert t["clipped_samples"] == clipped and t["xruns"] == 0 and t["peak_dbfs"] == 0.0
     np.testing.assert_array_equal(take(t["file"]), returned[:len(x) + _tail()])
 
@@ -404,7 +407,7 @@ def test_hardware_sweep_asks_for_each_setting_and_records_a_take_each(tmp_path, 
     asks = [l for l in r.stdout.splitlines() if l.startswith("ASK")]
     assert asks == ["ASK set drive to 3 on the gear, then press Enter ",
                     "ASK set drive to 7 on the gear, then press Enter "]
-    m = reamp.load_manifest(out / "reamp.json")
+    m = manifest.load_manifest(out / "reamp.json")
     assert m["knobs"] == [{"name": "drive", "min": 3, "max": 7, "default": 7}]
     for t, drive in zip(m["takes"], (3, 7)):
         assert t["knobs"] == {"drive": drive} and t["file"].endswith(f"wet-drive-{drive}.wav")

@@ -14,8 +14,8 @@ import soundfile as sf
 from matplotlib.image import imread
 from scipy.stats import binomtest
 
-from pedal.audio import read_audio
 from pedal.errors import PedalError
+from pedal.io.audiofile import read_audio
 from pedal.signals import esr
 from pedal.tools import abx, report
 

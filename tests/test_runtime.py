@@ -1,5 +1,6 @@
 """The processor contract and the runtime's promises: no torch on the pedal, state kept and
 reset, nothing allocated per block, quick loading."""
+import dataclasses
 import subprocess
 import sys
 import time
@@ -8,9 +9,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from pedal import modelfile
-from pedal.arch import build
-from pedal.formats import load_model
+from pedal.model import file as modelfile
+from pedal.model.arch import build
+from pedal.model.formats import load_model
 from pedal.signals import guitar_phrase
 
 
@@ -20,7 +21,8 @@ def a1(shared_dir):
 
 
 def test_runtime_never_imports_torch(shared_dir):
-    code = ("import sys; import pedal.cli, pedal.formats, pedal.render, pedal.bench, "
+    code = ("import sys; import pedal.cli, pedal.model.formats, pedal.dsp.render, "
+            "pedal.model.bench, "
             "pedal.kernels.wavenet, pedal.kernels.recurrent, pedal.kernels.conv; "
             "from pedal.cli import main; "
             f"main(['info', r'{shared_dir / 'reference/nam/lstm.nam'}']); "
@@ -92,3 +94,45 @@ def test_quantized_file_round_trip_is_exact_for_its_mode(a1, tmp_path):
         expected = modelfile.quantized(a1, mode)
         for name, t in expected.tensors.items():
             np.testing.assert_array_equal(loaded.tensors[name], t)
+
+
+def test_every_kernel_derives_from_the_one_processor_base():
+    from pedal.kernels import biquad, conv, dynamics, fftconv, recurrent, wavenet
+    from pedal.kernels._processor import Processor
+    kernels = [wavenet.WaveNet, recurrent.Recurrent, conv.ConvStack, biquad.BiquadCascade,
+               fftconv.PartitionedConvolver, dynamics.NoiseGate]
+    assert all(issubclass(k, Processor) for k in kernels)
+
+
+def test_the_chain_meets_the_processor_protocol():
+    from pedal.dsp.chain import Chain
+    from pedal.processor import Processor
+    assert isinstance(Chain(), Processor)
+
+
+def test_a_failed_reset_leaves_a_processor_that_refuses_blocks():
+    from pedal.kernels.fftconv import PartitionedConvolver
+    proc = PartitionedConvolver(np.ones(100, np.float32))
+    with pytest.raises(ValueError):
+        proc.reset(48000, 0)
+    with pytest.raises(ValueError):
+        proc.process(np.zeros(1, np.float32), np.zeros(1, np.float32))
+
+
+def test_the_registry_refuses_an_architecture_registered_twice():
+    from pedal.model.arch import Architecture, register
+
+    class Again(Architecture):
+        name = "WaveNet"
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Again)
+
+
+def test_the_spec_is_parsed_once_and_read_by_everything(a1):
+    spec = a1.spec
+    assert a1.spec is spec                          # cached: parsed once
+    assert spec.receptive_field == build(a1).receptive_field == spec.prewarm_samples
+    assert spec.macs_per_sample > 0 and "receptive field 4093" in spec.describe()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.knob_inputs = 3

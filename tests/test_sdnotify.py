@@ -1,4 +1,4 @@
-"""pedal.sdnotify against a real unix datagram socket (a path and the abstract namespace)."""
+"""pedal.box.sdnotify against a real unix datagram socket (a path and the abstract namespace)."""
 import os
 import socket
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from pedal import sdnotify
+from pedal.box import sdnotify
 
 
 def _receiver(addr):
@@ -23,7 +23,7 @@ def _drain(sock):
     for _ in range(1000):
         try:
             out.append(sock.recv(4096).decode())
-        except (BlockingIOError, socket.timeout):
+        except (TimeoutError, BlockingIOError):
             break
     return out
 

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from pedal.audio import read_audio, write_audio
+from pedal.io.audiofile import read_audio, write_audio
 from pedal.signals import esr
 
 LATENCY = 237     # samples, as a USB interface's round trip might add

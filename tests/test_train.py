@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.signal import lfilter
 
-from pedal.audio import write_audio
+from pedal.io.audiofile import write_audio
 from pedal.signals import esr
 from pedal.tools import capsignal, losses
 from pedal.tools.align import align, load_capture
@@ -148,8 +148,8 @@ def test_conditioned_model_follows_its_knob(sweep_dir, tmp_path, arch):
         [("drive_db", 0.0, 1.0, 0.5)]
     cap = load_capture(sweep_dir)
     s, e = cap.validation
-    from pedal.arch import build
-    from pedal.render import stream
+    from pedal.model.arch import build
+    from pedal.processor import stream
     outs = []
     for take in cap.takes:
         knob = take.knob_vector[0]

@@ -3,8 +3,9 @@ import curses
 import subprocess
 import sys
 
-from pedal import tune
 from test_control import served  # noqa: F401  (the fixture: a pedal behind a socket)
+
+from pedal.box import tune
 
 
 def test_screen_shows_levels_load_and_parameters():

@@ -22,19 +22,18 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import soundfile as sf
 
-from pedal.audio import read_audio, to_mono
+from pedal.atomic import write_atomic
+from pedal.cli.common import run_command
 from pedal.errors import PedalError
-from pedal.modelfile import write_atomic
+from pedal.io.audiofile import read_audio, to_mono
 
 from .report import CLIP_FILES, fade_gain, loudest_window
 
-EXIT_USAGE = 2
 EXCERPT_SECONDS = 4.0
 FADE_SECONDS = 0.01
 MAX_TRIALS = 100                # the page's p-value in doubles stays exact well beyond this
@@ -292,20 +291,19 @@ def main(argv=None):
                    help="write abx.html to open in a browser instead of playing here")
     p.add_argument("--seed", type=int, help="fix the random choice of X (for repeatable tests)")
     args = p.parse_args(argv)
-    try:
+
+    def work():
         clips = load_clips(args.folder)
         if args.page or shutil.which("aplay") is None:
             path = write_abx_page(args.folder, clips, args.trials, args.seed)
             reason = "" if args.page else "no aplay here to play the clips: "
             print(f"{reason}open {path} in a browser to take the test")
-            return 0
+            return
         run_terminal_abx(clips, args.trials, aplay_player, _ask_terminal,
                          np.random.default_rng(args.seed),
                          result_path=os.path.join(args.folder, RESULT_FILE))
-    except PedalError as e:
-        print(f"abx: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    return 0
+
+    return run_command("pedal-abx", work)
 
 
 def _ask_terminal(prompt):
@@ -317,4 +315,4 @@ def _ask_terminal(prompt):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

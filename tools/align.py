@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pedal.audio import read_audio, to_mono, write_audio
+from pedal.atomic import write_atomic
 from pedal.errors import PedalError
-from pedal.modelfile import write_atomic
+from pedal.io.audiofile import read_audio, to_mono, write_audio
 from pedal.signals import esr
 
 from .capsignal import read_layout, section
@@ -213,7 +213,7 @@ def read_wet(path):
 def wet_takes(wet_path):
     """[(file, knobs)] and the manifest (or None) for a WAV or a reamp manifest."""
     if wet_path.endswith(".json"):
-        from .reamp import load_manifest
+        from .manifest import load_manifest
         manifest = load_manifest(wet_path)
         base = os.path.dirname(os.path.abspath(wet_path))
         return [(os.path.join(base, t["file"]), t.get("knobs", {}))

@@ -13,9 +13,9 @@ import os
 
 import numpy as np
 
-from pedal.audio import read_audio, resample, to_mono, write_audio
+from pedal.atomic import write_atomic
 from pedal.errors import PedalError
-from pedal.modelfile import write_atomic
+from pedal.io.audiofile import read_audio, resample, to_mono, write_audio
 from pedal.signals import OPEN_STRINGS, log_sweep, pluck
 
 from .documents import read_document

@@ -8,16 +8,19 @@
 Then `pedal-train aligned/ -o run/`.
 """
 import argparse
-import sys
 
-from pedal.errors import PedalError
+from pedal.cli.common import run_command
 
 from . import reamp
 from .align import align
-from .capsignal import (DEFAULT_RATE, DEFAULT_SECONDS, MIN_SECONDS, load_di, make_signal,
-                        write_signal)
-
-EXIT_USAGE = 2
+from .capsignal import (
+    DEFAULT_RATE,
+    DEFAULT_SECONDS,
+    MIN_SECONDS,
+    load_di,
+    make_signal,
+    write_signal,
+)
 
 
 def cmd_signal(args, say=print):
@@ -66,12 +69,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except PedalError as e:
-        print(f"pedal-capture {args.command}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_command(f"pedal-capture {args.command}", lambda: args.run(args))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

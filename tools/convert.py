@@ -9,18 +9,18 @@ The output is written only once everything passed, and atomically.
 import argparse
 import hashlib
 import os
-import sys
 
 import numpy as np
 
 from pedal import __version__
-from pedal.arch import build
+from pedal.atomic import write_atomic
+from pedal.cli.common import run_command
 from pedal.errors import PedalError
-from pedal import modelfile
-from pedal.render import stream
+from pedal.model import file as modelfile
+from pedal.model.arch import build
+from pedal.processor import stream
 from pedal.signals import esr, test_signal
 
-EXIT_USAGE = 2
 EXIT_VERIFY_FAILED = 1
 QUANT_WARN_ESR = 1e-4
 VERIFY_MAX_ABS = 1e-5
@@ -35,7 +35,7 @@ def load_source(path):
         from .nets import load_pt
         model = load_pt(path)
     else:
-        from pedal.formats import load_model
+        from pedal.model.formats import load_model
         model = load_model(path)
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
@@ -45,9 +45,7 @@ def load_source(path):
 
 
 def run_kernels(model, x, block=4096):
-    proc = build(model)
-    proc.reset(model.sample_rate, block)
-    return stream(proc, x, block)
+    return stream(build(model), x, block, sample_rate=model.sample_rate)
 
 
 def quantization_cost(model, mode, x):
@@ -98,15 +96,15 @@ def convert(src, out, mode, do_verify, say=print):
         say(f"warning: {mode} costs ESR {cost:.2g} (> {QUANT_WARN_ESR:g}); the difference may "
             f"be audible; consider fp16 or fp32")
     if do_verify and not verify(src, model, stored, x, say):
-        raise VerifyFailed(f"verification failed: kernels differ from the reference by more "
-                           f"than {VERIFY_MAX_ABS:g}; {out} not written")
-    modelfile.write_atomic(out, data)
+        raise VerifyFailed(src, f"verification failed: kernels differ from the reference by "
+                                f"more than {VERIFY_MAX_ABS:g}; {out} not written")
+    write_atomic(out, data)
     say(f"wrote {out}")
     return stored
 
 
-class VerifyFailed(Exception):
-    pass
+class VerifyFailed(PedalError):
+    exit_status = EXIT_VERIFY_FAILED
 
 
 def default_output(src):
@@ -121,23 +119,17 @@ def main(argv=None):
     p.add_argument("--verify", action="store_true",
                    help="check the kernels against the independent reference implementation")
     args = p.parse_args(argv)
-    out = args.output or default_output(args.src)
-    if os.path.abspath(out) == os.path.abspath(args.src):
-        print(f"pedal-convert: {out}: would overwrite the source", file=sys.stderr)
-        return EXIT_USAGE
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        print(f"pedal-convert: {out}: the output folder does not exist", file=sys.stderr)
-        return EXIT_USAGE
-    try:
+
+    def work():
+        out = args.output or default_output(args.src)
+        if os.path.abspath(out) == os.path.abspath(args.src):
+            raise PedalError(out, "would overwrite the source")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+            raise PedalError(out, "the output folder does not exist")
         convert(args.src, out, args.quantize, args.verify)
-    except PedalError as e:
-        print(f"pedal-convert: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except VerifyFailed as e:
-        print(f"pedal-convert: {e}", file=sys.stderr)
-        return EXIT_VERIFY_FAILED
-    return 0
+
+    return run_command("pedal-convert", work)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

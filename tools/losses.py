@@ -59,8 +59,8 @@ def mrstft(target, pred, sizes=STFT_SIZES):
     total = 0.0
     for n in sizes:
         win = torch.hann_window(n, device=target.device, dtype=target.dtype)
-        spec = lambda v: torch.stft(v, n, n // 4, window=win, return_complex=True).abs() + 1e-7
-        st, sp = spec(target), spec(pred)
+        st, sp = (torch.stft(v, n, n // 4, window=win, return_complex=True).abs() + 1e-7
+                  for v in (target, pred))
         total = total + torch.linalg.norm(st - sp) / torch.linalg.norm(st).clamp_min(1e-7) \
             + (st.log() - sp.log()).abs().mean()
     return total / len(sizes)

@@ -3,7 +3,7 @@ Modeler `.nam` file, so that a capture also plays in NAM's plugin.
 
 The file is written in the 0.5.4 layout that every NAM plugin reads (`head_size` /
 `head_bias`, `gated`, one activation and kernel size per layer array); it is the inverse of
-pedal/formats/nam.py. What that layout cannot express is refused by name rather than
+pedal/model/formats/nam.py. What that layout cannot express is refused by name rather than
 approximated: knob inputs, blended gating, per-layer activations or kernel sizes within a
 layer array, activation slopes other than NAM's fixed 0.01, GRU cells, input skips, gains
 and dense heads other than one linear output.
@@ -19,17 +19,15 @@ already settled.
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
-from pedal.arch import validate_model
-from pedal.arch.activations import canonical
+from pedal.atomic import write_atomic
+from pedal.cli.common import run_command
 from pedal.errors import PedalError
-from pedal.modelfile import write_atomic
+from pedal.model.arch.activations import canonical
 
 NAM_VERSION = "0.5.4"
-EXIT_USAGE = 2
 # NAM's plugin knows these names; its LeakyReLU and LeakyHardtanh slopes are fixed at 0.01.
 NAM_ACTIVATIONS = ("Tanh", "Hardtanh", "Fasttanh", "ReLU", "LeakyReLU", "Sigmoid", "SiLU",
                    "Softsign", "LeakyHardtanh")
@@ -45,14 +43,14 @@ _LEVEL_KEYS = {"loudness_db": "loudness", "input_level_dbu": "input_level_dbu",
 
 
 def export_nam(model, path, metadata=None):
-    """Write `model` (pedal.modelfile.Model) as a .nam file at `path`, atomically.
+    """Write `model` (pedal.model.file.Model) as a .nam file at `path`, atomically.
 
     `metadata` adds to (and overrides) the file's "metadata" object, which is otherwise
     filled from the model's card, loudness, levels and validation ESR. Raises PedalError
     naming `path` and the field when NAM cannot express the model. Returns the document."""
     path = os.fspath(path)
     _refuse_film(model, path)
-    validate_model(model, path)
+    model.check(path)
     _check_finite(model, path)
     if model.architecture == "WaveNet":
         arch, config, weights = "WaveNet", *_wavenet(model, path)
@@ -165,7 +163,7 @@ def _wavenet(model, path):
             "activation": _nam_activation(layers, path, f),
             "gated": _nam_gated(layers, path, f),
             "head_bias": bool(arr.get("head_bias", False))})
-        # The order NAM's readers take the flat list in (pedal/formats/nam.py reads it back).
+        # The order NAM's readers take the flat list in (pedal/model/formats/nam.py reads it back).
         weights += _floats(t[f"a{i}.rechannel"])
         for j in range(len(layers)):
             p = f"a{i}.l{j}."
@@ -276,7 +274,7 @@ def load_source(path):
     if path.endswith(".pt"):
         from .nets import load_pt
         return load_pt(path)
-    from pedal.formats import load_model
+    from pedal.model.formats import load_model
     return load_model(path)
 
 
@@ -286,23 +284,22 @@ def main(argv=None):
     p.add_argument("-o", "--output", help="output .nam file (default: beside the source)")
     p.add_argument("--name", help="the model's name in the .nam metadata")
     args = p.parse_args(argv)
-    out = args.output or os.path.splitext(args.src)[0] + ".nam"
-    try:
+
+    def work():
+        out = args.output or os.path.splitext(args.src)[0] + ".nam"
         if os.path.abspath(out) == os.path.abspath(args.src):
             raise PedalError(out, "would overwrite the source")
         if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
             raise PedalError(out, "the output folder does not exist")
         model = load_source(args.src)
-        export_nam(model, out, {"name": args.name} if args.name else None)
-    except PedalError as e:
-        print(f"namexport: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:
-        print(f"namexport: {out}: cannot write: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"wrote {out}")
-    return 0
+        try:
+            export_nam(model, out, {"name": args.name} if args.name else None)
+        except OSError as e:
+            raise PedalError(out, f"cannot write: {e.strerror or e}") from None
+        print(f"wrote {out}")
+
+    return run_command("namexport", work)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

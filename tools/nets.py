@@ -1,6 +1,6 @@
 """PyTorch versions of the pedal's architectures, and the `model.pt` checkpoint format.
 
-Each net's parameters carry the model file's tensor names (see pedal/arch/*), so a
+Each net's parameters carry the model file's tensor names (see pedal/model/arch/*), so a
 checkpoint converts to a model file without any renaming, and the kernels reproduce the net.
 The nets run offline on whole signals: causal convolutions see receptive_field - 1 zeros in
 front of the input, which the kernels reproduce by prewarming from silence.
@@ -10,17 +10,17 @@ model.pt is a plain dict (loadable with torch.load(weights_only=True), no pickle
      "sample_rate", "knobs", "metadata", "esr"}
 """
 import math
-import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pedal.atomic import atomic_path
 from pedal.errors import ModelError
-from pedal.modelfile import Knob, Model
-from pedal.arch import get as get_architecture, validate_model
-from pedal.arch.activations import canonical
+from pedal.model.arch import get as get_architecture
+from pedal.model.arch.activations import canonical
+from pedal.model.file import Knob, Model
 
 PT_FORMAT = "pedal-model-pt"
 PT_VERSION = 1
@@ -36,7 +36,7 @@ def fast_tanh(x):
 
 
 def activation(name, alpha=0.01):
-    """The torch function for a canonical activation name (pedal/arch/activations.py)."""
+    """The torch function for a canonical activation name (pedal/model/arch/activations.py)."""
     return {
         "Identity": lambda x: x,
         "Tanh": torch.tanh,
@@ -83,7 +83,7 @@ def _uniform(shape, fan_in):
 
 
 class WaveNetNet(_Named):
-    """NAM A1-family WaveNet (see pedal/arch/wavenet.py for config and tensor names), with
+    """NAM A1-family WaveNet (see pedal/model/arch/wavenet.py for config and tensor names), with
     FiLM on the knobs when config["knob_inputs"] > 0."""
 
     def __init__(self, config):
@@ -111,7 +111,7 @@ class WaveNetNet(_Named):
             if arr.get("head_bias"):
                 self.add(f"a{i}.head_b", arr["head_size"], init=torch.zeros(arr["head_size"]))
         self.add("head_scale", 1, init=torch.tensor([0.02]))
-        self.receptive_field = get_architecture("WaveNet").receptive_field(config)
+        self.receptive_field = get_architecture("WaveNet").parse(config, "net").receptive_field
 
     def forward(self, x, knobs=None, pad=True):
         """x (batch, time) -> (batch, time), offline with zero-padded start; with pad=False
@@ -144,7 +144,8 @@ class WaveNetNet(_Named):
             head = F.conv1d(acc, self.p(f"a{i}.head_w")[:, :, None],
                             self.p(f"a{i}.head_b") if arr.get("head_bias") else None)
             src = h
-        return (self.p("head_scale") * head[:, 0, :])[:, -cond.shape[-1] + self.receptive_field - 1:]
+        out = self.p("head_scale") * head[:, 0, :]
+        return out[:, -cond.shape[-1] + self.receptive_field - 1:]
 
     def _padded_knobs(self, x, knobs, pad=True):
         """knobs as (batch, knob_inputs, 1) or, moving, (batch, knob_inputs, padded time)."""
@@ -174,14 +175,15 @@ class WaveNetNet(_Named):
         gating = lay.get("gating", "none")
         if gating == "none":
             return act(z)
-        s = activation(lay.get("gate_activation", "Sigmoid"), lay.get("gate_alpha", 0.01))(z[:, ch:])
+        gate = activation(lay.get("gate_activation", "Sigmoid"), lay.get("gate_alpha", 0.01))
+        s = gate(z[:, ch:])
         if gating == "gated":
             return act(z[:, :ch]) * s
         return s * act(z[:, :ch]) + (1 - s) * z[:, :ch]
 
 
 class RecurrentNet(_Named):
-    """LSTM / GRU stack + dense head (see pedal/arch/recurrent.py)."""
+    """LSTM / GRU stack + dense head (see pedal/model/arch/recurrent.py)."""
 
     def __init__(self, config):
         super().__init__()
@@ -236,7 +238,7 @@ class RecurrentNet(_Named):
 
 
 class CNNNet(_Named):
-    """Causal dilated conv stack (see pedal/arch/cnn.py)."""
+    """Causal dilated conv stack (see pedal/model/arch/cnn.py)."""
 
     def __init__(self, config):
         super().__init__()
@@ -248,7 +250,7 @@ class CNNNet(_Named):
             if lay.get("bias", True):
                 self.add(f"c{i}.b", ch, init=_uniform((ch,), cin * k))
             cin = ch
-        self.receptive_field = get_architecture("CNN").receptive_field(config)
+        self.receptive_field = get_architecture("CNN").parse(config, "net").receptive_field
 
     def forward(self, x, knobs=None, pad=True):
         """x (batch, time) -> (batch, time); pad=False: as WaveNetNet.forward."""
@@ -280,14 +282,9 @@ def save_pt(net, path, architecture, sample_rate=48000, knobs=(), metadata=None,
 
 
 def torch_save_atomic(obj, path):
-    """torch.save through a temporary file and a rename: never half a file at `path`."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
+    """torch.save, atomically: never half a file at `path`."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def torch_load(path, missing="cannot read: no such file", error=ModelError):
@@ -326,8 +323,7 @@ def load_pt(path):
                   provenance={"source_format": f"{PT_FORMAT} {PT_VERSION}"})
     if not isinstance(model.config, dict):
         raise ModelError(path, "config: expected a dict")
-    validate_model(model, path)
-    return model
+    return model.check(path)
 
 
 def net_from_model(model):

@@ -4,7 +4,7 @@ import json
 import os
 
 from pedal.errors import PedalError
-from pedal.formats import load_model
+from pedal.model.formats import load_model
 
 from . import capture, train
 from .convert import main as convert_main
@@ -26,7 +26,8 @@ def capture_model(workdir, gear, arch, minutes, sweep=None, train_args=(), secon
     if not os.path.exists(dry):
         _run(capture.main, ["signal", "-o", dry, "--seconds", str(seconds)], "signal")
     name = os.path.basename(os.path.normpath(out or arch)).replace(".pedal", "")
-    takes, aligned = os.path.join(workdir, f"{name}-takes"), os.path.join(workdir, f"{name}-aligned")
+    takes = os.path.join(workdir, f"{name}-takes")
+    aligned = os.path.join(workdir, f"{name}-aligned")
     _run(capture.main, ["reamp", dry, "-o", takes, *gear] + (["--sweep", sweep] if sweep else []),
          "reamp")
     _run(capture.main, ["align", dry, os.path.join(takes, "reamp.json"), "-o", aligned,

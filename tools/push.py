@@ -24,7 +24,10 @@ import shlex
 import subprocess
 import sys
 
-EXIT_FAIL, EXIT_USAGE = 1, 2
+from pedal.cli.common import run_command
+from pedal.errors import EXIT_USAGE, PedalError
+
+EXIT_FAIL = 1
 MODEL_EXT = (".pedal", ".nam", ".json")
 IR_EXT = (".wav", ".flac")
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
@@ -32,10 +35,12 @@ CONTROL_SOCKET = "/run/pedal/control.sock"
 REMOTE_PEDAL = "pedal"          # /usr/local/bin/pedal -> /opt/pedal/venv/bin/pedal
 
 
-class PushError(Exception):
-    def __init__(self, message, code=EXIT_USAGE):
-        super().__init__(message)
-        self.code = code
+class PushError(PedalError):
+    """EXIT_USAGE: nothing or not everything copied; EXIT_FAIL: a remote command failed."""
+
+    def __init__(self, where, problem, exit_status=EXIT_USAGE):
+        super().__init__(where, problem)
+        self.exit_status = exit_status
 
 
 def classify(path, presets=False):
@@ -48,7 +53,7 @@ def classify(path, presets=False):
         return "models"
     if ext in IR_EXT:
         return "irs"
-    raise PushError(f"{path}: unknown file type {ext or '(no extension)'} (models: "
+    raise PushError(path, f"unknown file type {ext or '(no extension)'} (models: "
                     f"{' '.join(MODEL_EXT)}; IRs: {' '.join(IR_EXT)}; presets: .json with "
                     f"--presets or in a presets/ folder)")
 
@@ -58,11 +63,11 @@ def plan(files, dest, presets=False):
     out = []
     for path in files:
         if not os.path.isfile(path):
-            raise PushError(f"{path}: no such file")
+            raise PushError(path, "no such file")
         kind = classify(path, presets)
         name = os.path.basename(path)
         if name.startswith(".") or "/" in name or "\n" in name:
-            raise PushError(f"{path}: unsuitable file name")
+            raise PushError(path, "unsuitable file name")
         # absolute: scp would take a relative `a:b.wav` for a remote path
         out.append((os.path.abspath(path), kind, f"{dest.rstrip('/')}/{kind}/{name}"))
     return out
@@ -111,13 +116,13 @@ class Remote:
         try:
             r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         except FileNotFoundError:
-            raise PushError(f"{argv[0]}: not found (install the OpenSSH client)") from None
+            raise PushError(argv[0], "not found (install the OpenSSH client)") from None
         if r.returncode == 255:
             last = (r.stderr.strip().splitlines() or ["ssh exited 255"])[-1]
-            raise PushError(f"{self.host}: cannot reach the pedal over SSH ({last})")
+            raise PushError(self.host, f"cannot reach the pedal over SSH ({last})")
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
-            raise PushError(f"{self.host}: `{argv[0]}` failed: {last}", EXIT_FAIL)
+            raise PushError(self.host, f"`{argv[0]}` failed: {last}", EXIT_FAIL)
         return r.stdout
 
 
@@ -133,7 +138,7 @@ def push(remote, pushed, dest, play=False, socket=CONTROL_SOCKET, log=print):
             try:
                 remote.scp(local, tmp)
             except PushError as e:
-                if e.code != EXIT_USAGE:          # reachable: leave no temp file behind
+                if e.exit_status != EXIT_USAGE:          # reachable: leave no temp file behind
                     try:
                         remote.ssh(["rm", "-f", tmp])
                     except PushError:
@@ -147,10 +152,10 @@ def push(remote, pushed, dest, play=False, socket=CONTROL_SOCKET, log=print):
         try:
             remote.ssh(argv)
         except PushError as e:
-            if e.code == EXIT_USAGE:
+            if e.exit_status == EXIT_USAGE:
                 raise
-            raise PushError(f"{e} (the files are in place; the pedal did not reload: is "
-                            f"pedal.service running?)", EXIT_FAIL) from None
+            raise PushError(e.where, f"{e.problem} (the files are in place; the pedal did not "
+                                     f"reload: is pedal.service running?)", EXIT_FAIL) from None
         log(f"pedal-push: {remote.host}: {shlex.join(argv[:2] + argv[4:])}")
 
 
@@ -174,16 +179,15 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    try:
+
+    def work():
         pushed = plan(args.files, args.dest, args.presets)
         remote = Remote(args.host, args.user, args.port, args.dry_run)
         push(remote, pushed, args.dest, args.play, args.socket,
              log=(lambda m: None) if args.dry_run else print)
-    except PushError as e:
-        print(f"pedal-push: {e}", file=sys.stderr)
-        return e.code
-    return 0
+
+    return run_command("pedal-push", work)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

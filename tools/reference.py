@@ -3,7 +3,7 @@ for `.nam` files).
 
 `reference_output(path, x, knobs)` runs the whole signal through the model in one forward
 call, in PyTorch on one thread. It deliberately shares no code with the pedal: it parses the
-source file itself (never pedal.formats) and never touches the Cython kernels, so the tests
+source file itself (never pedal.model.formats) and never touches the Cython kernels, so the tests
 that compare the two compare two independent implementations.
 
 - `.nam`: Neural Amp Modeler's own code, `nam.models.init_from_nam(d)(x, pad_start=True)`,
@@ -45,7 +45,7 @@ def _reference(path, x, knobs, dtype):
         return reference_output_pt(path, x, knobs, dtype)
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(-1))
     knobs = [float(k) for k in knobs]
-    with open(path, "r", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: not a JSON object")

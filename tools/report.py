@@ -21,9 +21,9 @@ import os
 import numpy as np
 from scipy.signal import spectrogram, welch
 
-from pedal.audio import write_audio
+from pedal.atomic import write_atomic
 from pedal.errors import PedalError
-from pedal.modelfile import write_atomic
+from pedal.io.audiofile import write_audio
 from pedal.signals import esr as compute_esr
 
 # ESR bands of the verdict: an ESR below the bound earns the words

@@ -16,15 +16,15 @@ import time
 import numpy as np
 import torch
 
+from pedal.cli.common import run_command
 from pedal.errors import PedalError
-from pedal.modelfile import Knob
+from pedal.model.file import Knob
 
 from .align import load_capture
 from .architectures import NAMES, make
 from .losses import CaptureLoss
 from .nets import load_pt, make_net, save_pt, torch_load, torch_save_atomic
 
-EXIT_USAGE = 2
 VALIDATE_EVERY_S = 20.0       # least wall time between validations (and checkpoints)
 RECURRENT_WARMUP = 2048       # samples a recurrent net runs before its loss counts
 RECURRENT_CONTEXT = 24000     # samples of real input before the validation section
@@ -426,17 +426,17 @@ def _report(trainer, args, name, val_esr, say):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        train(args)
-    except PedalError as e:
-        print(f"pedal-train: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("pedal-train: interrupted; --resume continues from the last checkpoint",
-              file=sys.stderr)
-        return 130
-    return 0
+
+    def work():
+        try:
+            train(args)
+        except KeyboardInterrupt:
+            print("pedal-train: interrupted; --resume continues from the last checkpoint",
+                  file=sys.stderr)
+            return 130
+
+    return run_command("pedal-train", work)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -12,10 +12,10 @@ Also the demo clip (demo-clip.flac) that `pedal demo` and a card-less `pedal run
 import argparse
 import os
 
-from pedal.audio import write_audio
-from pedal.bench import bench_model
-from pedal.cli import model_card
-from pedal.formats import load_model
+from pedal.io.audiofile import write_audio
+from pedal.model.bench import bench_model
+from pedal.model.card import card_lines
+from pedal.model.formats import load_model
 from pedal.signals import guitar_phrase
 from pedal.tools.pipeline import capture_model
 
@@ -42,7 +42,7 @@ def write_card(path, gear, training, recipe_line):
                 f"{model.esr.get('validation', float('nan')):.4f} on the capture's 10-second "
                 f"validation section{', per take:' if takes else '.'}{takes}\n\n"
                 f"Rebuild: `{recipe_line}` (desktop: torch, lilv-utils, guitarix-lv2)\n\n"
-                f"```\n$ pedal info {rel}\n" + "\n".join(model_card(model)) + "\n```\n\n"
+                f"```\n$ pedal info {rel}\n" + "\n".join(card_lines(model)) + "\n```\n\n"
                 f"Speed (`pedal bench -m {rel} --seconds 5`, one thread, 64-frame blocks, this "
                 f"desktop): real-time factor {speed['realtime_factor']:.0f}x, "
                 f"{speed['block_us_median']:.0f} us median and {speed['block_us_p99']:.0f} us p99 "

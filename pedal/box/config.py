@@ -1,0 +1,77 @@
+"""The pedal's config file (TOML): audio device settings, the model, IR and parameters.
+
+    [audio]
+    capture = "hw:1"          # or device = "hw:1" for both directions
+    playback = "hw:1"
+    rate = 48000
+    period_frames = 64
+    periods = 2
+    format = "S32_LE"         # S16_LE, S24_LE, S24_3LE, S32_LE, FLOAT_LE
+    in_channels = 1
+    input_channel = 0
+    out_channels = 2
+    input_level_dbu = 12.0    # the interface's analog level at 0 dBFS, for model calibration
+
+    [pedal]
+    model = "/var/lib/pedal/models/drive.pedal"
+    ir = "/var/lib/pedal/irs/4x12.wav"
+
+    [params]
+    output_level_db = -6
+
+    [gpio]                    # footswitches, encoders, pots, LED: see pedal/gpio.py
+    footswitch = 17
+    led = 22
+"""
+import os
+import tomllib
+
+from ..errors import PedalError
+
+SEARCH = ("~/.config/pedal/pedal.toml", "/etc/pedal/pedal.toml")
+AUDIO_KEYS = {"capture": str, "playback": str, "device": str, "rate": int,
+              "period_frames": int, "periods": int, "format": str, "in_channels": int,
+              "input_channel": int, "out_channels": int, "input_level_dbu": (int, float)}
+PEDAL_KEYS = {"model": str, "ir": str}
+
+
+def find_config(explicit=None):
+    if explicit:
+        return explicit
+    for candidate in SEARCH:
+        path = os.path.expanduser(candidate)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def load_config(path):
+    """{"audio": {...}, "pedal": {...}, "params": {...}}, checked key by key."""
+    if path is None:
+        return {"audio": {}, "pedal": {}, "params": {}}
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as e:
+        raise PedalError(path, f"cannot read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PedalError(path, f"not valid TOML: {e}") from None
+    out = {}
+    for table, keys in (("audio", AUDIO_KEYS), ("pedal", PEDAL_KEYS), ("params", None)):
+        section = doc.get(table, {})
+        if not isinstance(section, dict):
+            raise PedalError(path, f"[{table}]: expected a table")
+        for key, value in section.items():
+            kind = keys.get(key) if keys is not None else (int, float)
+            if kind is None:
+                raise PedalError(path, f"[{table}] {key}: unknown setting "
+                                       f"(known: {', '.join(keys)})")
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise PedalError(path, f"[{table}] {key}: {value!r} has the wrong type")
+        out[table] = dict(section)
+    gpio = doc.get("gpio")
+    if gpio is not None:
+        if not isinstance(gpio, dict):
+            raise PedalError(path, "[gpio]: expected a table")
+        out["gpio"] = gpio          # checked by pedal.gpio when the controls are built
+    return out

@@ -1,0 +1,144 @@
+"""The loader thread: models and IRs are read, checked, built, resampled, prewarmed and
+loudness-matched here, never on the audio thread, and posted to the chain's slots ready to
+play. A failed load leaves the chain playing what it had."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import queue
+import threading
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from ..errors import PedalError
+from ..io.audiofile import read_audio, resample, to_mono
+from ..kernels.fftconv import PartitionedConvolver
+from ..model.arch import build
+from ..model.formats import load_model
+from ..processor import Processor, stream
+from ..signals import guitar_phrase, test_signal
+from .params import db_to_gain
+
+TARGET_LOUDNESS_DB = -18.0  # every model is matched to this output loudness
+MAX_IR_SECONDS = 10.0
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready to play: built, reset, prewarmed and loudness-matched."""
+    name: str
+    processor: Processor
+    gain: float                 # loudness match (and input calibration, folded in front)
+    input_trim: float
+    knobs: dict                 # knob name -> (index, Knob)
+
+
+@dataclasses.dataclass
+class LoadedIR:
+    name: str
+    processor: Processor
+
+
+class Loader:
+    """Loads models and IRs off the audio thread and posts them to the chain.
+
+    Requests are queued; each result is reported through `report(kind, ok, message)`. A
+    failed load leaves the chain playing what it had."""
+
+    def __init__(self, chain, report=None):
+        self.chain = chain
+        self.report = report or (lambda kind, ok, message: None)
+        self.requests = queue.Queue()
+        self.last_error = None
+        self.thread = threading.Thread(target=self._serve, name="pedal-loader", daemon=True)
+        self.thread.start()
+
+    def load_model(self, path: str, wait: bool = False) -> dict:
+        return self._ask("model", path, wait)
+
+    def load_ir(self, path: str, wait: bool = False) -> dict:
+        return self._ask("ir", path, wait)
+
+    def _ask(self, kind, path, wait):
+        done = threading.Event() if wait else None
+        result = {}
+        self.requests.put((kind, path, done, result))
+        if wait:
+            done.wait()
+            if "error" in result:
+                raise result["error"]
+        return result
+
+    def _serve(self):
+        while True:
+            kind, path, done, result = self.requests.get()
+            try:
+                entry = prepare_model(path, self.chain) if kind == "model" \
+                    else prepare_ir(path, self.chain)
+                getattr(self.chain, kind).post(entry)
+                self.report(kind, True, f"{kind} {entry.name} ready")
+            except PedalError as e:
+                self.last_error = e
+                result["error"] = e
+                self.report(kind, False, f"{kind} not loaded: {e}")
+            finally:
+                for slot in (self.chain.model, self.chain.ir):
+                    slot.retired.clear()        # freed here, not on the audio thread
+                if done is not None:
+                    done.set()
+
+
+def prepare_model(path, chain) -> LoadedModel:
+    """Load, check the rate, build, prewarm and loudness-match a model for `chain`."""
+    model = load_model(path)
+    if model.sample_rate != chain.rate:
+        raise PedalError(path, f"the model runs at {model.sample_rate} Hz and the device at "
+                               f"{chain.rate} Hz; convert or pick a model for {chain.rate} Hz")
+    proc = build(model)
+    knobs = {k.name: (i, k) for i, k in enumerate(model.knobs)}
+    trim = input_trim(model, chain.interface_input_dbu)
+    # Measured here on the same guitar for every model: loudness figures in files were
+    # measured on whatever input their trainer used, so they do not compare across sources.
+    loudness = measure_loudness(proc, guitar_phrase(3.0, chain.rate, seed=21) * trim,
+                                chain.rate)
+    proc.reset(chain.rate, chain.max_block)
+    return LoadedModel(model.metadata.get("name") or os.path.basename(path), proc,
+                       db_to_gain(TARGET_LOUDNESS_DB - loudness), trim, knobs)
+
+
+def input_trim(model, interface_input_dbu) -> float:
+    """Gain that makes the interface's 0 dBFS mean what the model's training input meant."""
+    model_dbu = model.calibration.get("input_level_dbu")
+    if model_dbu is None or interface_input_dbu is None:
+        return 1.0
+    return db_to_gain(interface_input_dbu - model_dbu)
+
+
+def measure_loudness(proc: Processor, x, rate) -> float:
+    return loudness_db(stream(proc, x, 4096, sample_rate=rate))
+
+
+def loudness_db(x) -> float:
+    """RMS level in dBFS (the measure NAM's metadata loudness approximates)."""
+    return 10 * math.log10(max(float(np.mean(np.square(x, dtype=np.float64))), 1e-20))
+
+
+def prepare_ir(path, chain) -> LoadedIR:
+    """Read any common audio format, mix to mono, resample to the device rate, normalise so
+    the IR neither boosts nor cuts the standard test signal, and build its convolver."""
+    data, rate = read_audio(path)
+    if data.shape[0] > MAX_IR_SECONDS * rate:
+        raise PedalError(path, f"IR of {data.shape[0] / rate:.1f} s; at most "
+                               f"{MAX_IR_SECONDS:g} s is supported")
+    ir = resample(to_mono(data, path), rate, chain.rate)
+    x = test_signal(chain.rate, 1.0)
+    wet = fftconvolve(x, ir)[:len(x)]
+    energy = float(np.sum(wet.astype(np.float64) ** 2))
+    if energy <= 1e-12:
+        raise PedalError(path, "the IR is silent")
+    ir = (ir * math.sqrt(float(np.sum(x.astype(np.float64) ** 2)) / energy)).astype(np.float32)
+    proc = PartitionedConvolver(ir)
+    proc.reset(chain.rate, chain.max_block)
+    return LoadedIR(os.path.basename(path), proc)
