@@ -2,6 +2,8 @@
 import os
 import re
 
+from pedal.files import write_atomic
+
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "BENCHMARKS.md")
 HEAD = ("# Benchmarks\n\nEvery figure here was written by the command shown above it; rerun "
         "that command to refresh its section.\n")
@@ -15,7 +17,4 @@ def replace_section(key, title, command, lines):
     pattern = re.compile(rf"<!-- {key}:start -->.*?<!-- {key}:end -->", re.S)
     text = pattern.sub(lambda m: body, text) if pattern.search(text) else \
         text.rstrip("\n") + "\n\n" + body + "\n"
-    tmp = PATH + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, PATH)
+    write_atomic(PATH, text.encode())

@@ -31,6 +31,14 @@ cdef union _FloatBits:
     int i
 
 
+cdef inline bint is_finite(float v) noexcept nogil:
+    """False for NaN and +-Inf, tested on the bits: the kernels are built with
+    -ffinite-math-only, under which the compiler may drop a floating-point NaN test."""
+    cdef _FloatBits b
+    b.f = v
+    return (b.i & 0x7f800000) != 0x7f800000
+
+
 cdef inline float exp_f32(float y) noexcept nogil:
     """e**y to about 6e-8 relative error, written without branches or library calls so that
     loops over it vectorize (with -fno-trapping-math); glibc's expf/tanhf do not.

@@ -84,6 +84,14 @@ cdef class BiquadCascade(Processor):
             self.state[i] = 0.0
         return 0
 
+    def clear(self):
+        """Zero the state without allocating (safe on the audio thread): after a non-finite
+        input reached it, the cascade starts afresh."""
+        cdef int i
+        with nogil:
+            for i in range(2 * self.n_sections):
+                self.state[i] = 0.0
+
     def set_coefficients(self, sos):
         """sos: (n_sections, 6) rows b0 b1 b2 a0 a1 a2; used from the next process() call on.
         Safe to call from another thread while process() runs."""

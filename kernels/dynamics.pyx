@@ -1,11 +1,13 @@
 # cython: language_level=3
-"""Per-sample helpers of the processor chain: gain ramps, crossfades, the noise gate, peaks.
+"""Per-sample helpers of the processor chain: gain ramps, crossfades, the noise gate, peaks,
+and the guards that keep garbage out of the chain and away from the amplifier.
 
 Everything here runs without the GIL on preallocated float32 blocks; gains given in linear
 units ramp linearly across the block, which is what removes zipper noise from parameter
 changes.
 """
-from libc.math cimport fabsf
+from libc.math cimport exp, fabsf
+from _dsp cimport is_finite
 from ._processor cimport Processor
 
 
@@ -60,6 +62,72 @@ def count_clipped(const float[::1] x, float limit=1.0):
             if fabsf(x[i]) >= limit:
                 c += 1
     return c
+
+
+def sanitize(const float[::1] x, float[::1] out, float limit=1.0):
+    """out = x with every NaN or Inf replaced by 0 and every sample clamped to +-limit;
+    returns how many samples were not finite or beyond the limit. x may be out."""
+    cdef Py_ssize_t i, n = x.shape[0], bad = 0
+    cdef float v
+    with nogil:
+        for i in range(n):
+            v = x[i]
+            if not is_finite(v):
+                v = 0
+                bad += 1
+            elif v > limit or v < -limit:
+                v = limit if v > 0 else -limit
+                bad += 1
+            out[i] = v
+    return bad
+
+
+def count_nonfinite(const float[::1] x):
+    """How many samples of x are NaN or Inf."""
+    cdef Py_ssize_t i, n = x.shape[0], bad = 0
+    with nogil:
+        for i in range(n):
+            if not is_finite(x[i]):
+                bad += 1
+    return bad
+
+
+cdef class OutputGuard(Processor):
+    """The last stage before the DAC: NaN and Inf become silence, and a peak limiter keeps
+    every sample within ceiling_db (below 0 dBFS). It attacks at once (no look-ahead, so no
+    latency) and recovers over release_ms; on a signal that stays under the ceiling it is
+    exactly transparent. `nonfinite` and `limited` count the samples it had to touch."""
+    cdef readonly float ceiling
+    cdef readonly long long nonfinite
+    cdef readonly long long limited
+    cdef float env, release_ms, release
+
+    def __init__(self, ceiling_db=-0.3, release_ms=50.0):
+        self.ceiling = 10 ** (ceiling_db / 20.0)
+        self.release_ms = release_ms
+        self.nonfinite = self.limited = 0
+
+    cdef int _allocate(self) except -1:
+        self.env = 0
+        self.release = exp(-1000.0 / (self.release_ms * self.sample_rate))
+        return 0
+
+    cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
+        cdef int i
+        cdef float v, a, ceiling = self.ceiling, env = self.env, release = self.release
+        for i in range(n):
+            v = x[i]
+            if not is_finite(v):
+                v = 0
+                self.nonfinite += 1
+            a = fabsf(v)
+            env = env * release
+            env = a if a > env else env          # never below this sample: |y| <= ceiling
+            if env > ceiling:
+                v = v * (ceiling / env)
+                self.limited += 1
+            y[i] = v
+        self.env = env
 
 
 cdef class NoiseGate(Processor):

@@ -11,7 +11,9 @@ class PedalError(Exception):
     exit_status = EXIT_USAGE
 
     def __init__(self, where: object, problem: str):
-        self.where = str(where)
+        where = str(where)
+        # a file name with a NUL or a newline in it must not break the one line
+        self.where = where if where.isprintable() else repr(where)
         self.problem = problem
         super().__init__(f"{self.where}: {problem}")
 

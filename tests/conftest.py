@@ -57,3 +57,23 @@ def guitar_like(n, seed=0):
 @pytest.fixture
 def signal():
     return guitar_like
+
+
+def run_chain(chain, x, block=64, each_block=None):
+    """x through a chain in blocks, as the audio loop plays it; each_block(k) runs before
+    block k (to turn a knob mid-stream)."""
+    y = np.empty_like(x)
+    for k, s in enumerate(range(0, len(x), block)):
+        if each_block:
+            each_block(k)
+        chain.process(x[s:s + block], y[s:s + block])
+    return y
+
+
+def chain_with(model=None, ir=None, rate=48000, block=64):
+    """A chain reset for `block`-frame periods, with the model and IR (paths) loaded."""
+    from pedal.dsp.chain import Chain
+    c = Chain()
+    c.reset(rate, block)
+    c.load_now(model, ir)
+    return c

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pedal import atomic
+from pedal import files
 from pedal.errors import ModelError
 from pedal.model import file as modelfile
 from pedal.model.arch import build
@@ -509,7 +509,7 @@ def test_save_is_atomic(pedal_models, workdir, monkeypatch):
 
     def fail(*args):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(atomic.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(OSError):
         modelfile.save(model, target, "int8")
     assert target.read_bytes() == before and sorted(os.listdir(folder)) == ["m.pedal"]

@@ -1,6 +1,7 @@
 """The control socket and `pedal ctl`: requests, errors, abuse, and a running `pedal run`."""
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -136,7 +137,7 @@ def test_pedal_ctl_changes_a_running_pedal(tmp_path, shared_dir):
     with Jackd(period=64) as server:
         env = alsa_env(conf, **server.env)
         run = subprocess.Popen([sys.executable, "-m", "pedal.cli", "run", "--device", "jk",
-                                "--format", "FLOAT_LE", "--seconds", "8", "--no-realtime",
+                                "--format", "FLOAT_LE", "--seconds", "300", "--no-realtime",
                                 "--socket", sock, "--state-dir", str(tmp_path / "state")],
                                env=env, stderr=subprocess.PIPE, text=True)
         try:
@@ -151,6 +152,7 @@ def test_pedal_ctl_changes_a_running_pedal(tmp_path, shared_dir):
             got = ctl("get", "output_level_db")
             status = json.loads(ctl("status", "--json").stdout)
         finally:
+            run.send_signal(signal.SIGTERM)     # however long the machine took to get here
             err = run.communicate(timeout=60)[1]
     assert got.stdout.strip() == "-20.0", got
     assert status["periods"] > 0 and status["model"], status

@@ -3,6 +3,8 @@ matching, EQ, IR and gate, each against a signal whose answer is known."""
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import chain_with
+from conftest import run_chain as run
 from scipy.signal import sosfreqz
 
 from pedal.dsp import chain as engine
@@ -18,22 +20,6 @@ RATE, BLOCK = 48000, 64
 @pytest.fixture
 def nam(shared_dir):
     return lambda name: str(shared_dir / "reference" / "nam" / name)
-
-
-def run(chain, x, block=BLOCK, each_block=None):
-    y = np.empty_like(x)
-    for k, s in enumerate(range(0, len(x), block)):
-        if each_block:
-            each_block(k)
-        chain.process(x[s:s + block], y[s:s + block])
-    return y
-
-
-def chain_with(model=None, ir=None):
-    c = Chain()
-    c.reset(RATE, BLOCK)
-    c.load_now(model, ir)
-    return c
 
 
 def test_neutral_chain_without_model_passes_audio_and_removes_dc():
@@ -58,9 +44,13 @@ def test_output_level_change_is_ramped_not_stepped():
 
 
 def test_bypass_crossfades_to_the_dry_signal(nam):
+    # the wet path 12 dB down: the output guard's limiter (tested below) must not take part
     c = chain_with(nam("wavenet.nam"))
+    c.set_param("output_level_db", -12)
     x = guitar_phrase(0.5, RATE, seed=3)
-    wet = run(chain_with(nam("wavenet.nam")), x)
+    reference = chain_with(nam("wavenet.nam"))
+    reference.set_param("output_level_db", -12)
+    wet = run(reference, x)
     y = run(c, x, each_block=lambda k: k == 50 and c.set_param("bypass", 1))
     start, fade = 50 * BLOCK, int(engine.FADE_MS * 1e-3 * RATE)
     np.testing.assert_allclose(y[:start], wet[:start], atol=1e-7)
@@ -170,4 +160,23 @@ def test_unknown_parameter_names_the_known_ones():
     c = chain_with()
     with pytest.raises(PedalError, match="output_level_db"):
         c.set_param("volume", 3)
-    assert c.set_param("bass_db", 40) == 12
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("bass_db", 40, "outside -12..12 dB"), ("bass_db", float("nan"), "not a finite number"),
+    ("output_level_db", float("inf"), "not a finite number"),
+    ("output_level_db", 10 ** 400, "not a finite number"), ("mid_db", "3", "not a number"),
+    ("treble_db", True, "not a number"), ("bypass", 0.5, "on or off"),
+    ("bypass", "on", "not a number")])
+def test_bad_values_are_refused_and_change_nothing(name, value, problem):
+    c = chain_with()
+    before = c.get_params()
+    with pytest.raises(PedalError, match=problem):
+        c.set_param(name, value)
+    assert c.get_params() == before
+
+
+def test_switches_take_booleans():
+    c = chain_with()
+    assert c.set_param("bypass", True) == 1.0 and c.bypassed
+    assert c.set_param("bypass", False) == 0.0 and not c.bypassed

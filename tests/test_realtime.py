@@ -93,7 +93,8 @@ time.sleep(1.5); during = loop.frames
 server.start(); at_restart = loop.frames
 time.sleep(3); loop.stop(); t.join(10); server.stop()
 print("RESULT " + json.dumps({"at_kill": at_kill, "during": during, "at_restart": at_restart,
-                              "end": loop.frames, "logs": logs, "alive": t.is_alive()}))
+                              "end": loop.frames, "logs": logs, "alive": t.is_alive(),
+                              "losses": loop.stats.summary()["device_losses"]}))
 """
 
 
@@ -109,6 +110,7 @@ def test_device_loss_is_survived_and_playing_resumes(tmp_path):
     assert "lost" in logs and "back" in logs, logs
     assert result["end"] - result["at_restart"] > 48000      # and plays again afterwards
     assert not result["alive"]
+    assert result["losses"] >= 1                             # and the statistics say so
 
 
 def test_latency_through_a_jack_loopback(jack):

@@ -14,7 +14,6 @@ page (audio embedded, no network) that runs the same test in a browser.
 
 Exit status: 0 done; 2 no clips in the folder, an unreadable clip, or a player that failed.
 """
-import argparse
 import base64
 import io
 import json
@@ -27,9 +26,9 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-from pedal.atomic import write_atomic
-from pedal.cli.common import run_command
+from pedal.cli.common import Parser, run_command
 from pedal.errors import PedalError
+from pedal.files import write_atomic
 from pedal.io.audiofile import read_audio, to_mono
 
 from .report import CLIP_FILES, fade_gain, loudest_window
@@ -283,7 +282,7 @@ showTrial();
 # ---------------------------------------------------------------- command line
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="pedal-abx",
+    p = Parser(prog="pedal-abx",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("folder", metavar="REPORT_DIR", help="a folder written by pedal-train")
     p.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")

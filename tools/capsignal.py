@@ -13,8 +13,8 @@ import os
 
 import numpy as np
 
-from pedal.atomic import write_atomic
 from pedal.errors import PedalError
+from pedal.files import write_atomic
 from pedal.io.audiofile import read_audio, resample, to_mono, write_audio
 from pedal.signals import OPEN_STRINGS, log_sweep, pluck
 
@@ -25,6 +25,8 @@ LAYOUT_VERSION = 1
 DEFAULT_RATE = 48000
 DEFAULT_SECONDS = 180.0
 MIN_SECONDS = 90.0
+MAX_SECONDS = 3600.0
+MIN_RATE, MAX_RATE = 8000, 384000
 BLIP_COUNT = 4
 BLIP_SPACING_S = 0.25
 BLIP_LEVEL = 0.5
@@ -127,12 +129,23 @@ def seed_segments(rate, rng, seconds=SEED_SEGMENT_S):
     return {"chirps": chirp, "sines": sine, "squares": square, "sawtooths": saw}
 
 
+def check_options(seconds, rate, seed):
+    """The signal's length, rate and seed, each in its range (PedalError naming it)."""
+    if not seconds >= MIN_SECONDS:          # NaN too
+        raise PedalError("--seconds", f"{seconds:g} s is too short; a capture needs at least "
+                                      f"{MIN_SECONDS:g} s")
+    if seconds > MAX_SECONDS:
+        raise PedalError("--seconds", f"{seconds:g} s; at most {MAX_SECONDS:g} s")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise PedalError("--rate", f"{rate} Hz; use {MIN_RATE}..{MAX_RATE}")
+    if not 0 <= seed < 2 ** 32:
+        raise PedalError("--seed", f"{seed}; use 0..{2 ** 32 - 1}")
+
+
 def make_signal(seconds=DEFAULT_SECONDS, rate=DEFAULT_RATE, seed=0, di=()):
     """The capture signal (float32) and its layout dict. `di` is a list of (name, mono
     float array at `rate`) of the player's own DI recordings, appended before validation B."""
-    if seconds < MIN_SECONDS:
-        raise PedalError("--seconds", f"{seconds:g} s is too short; a capture needs at least "
-                                      f"{MIN_SECONDS:g} s")
+    check_options(seconds, rate, seed)
     rng = np.random.default_rng(seed)
     validation = guitar_material(VALIDATION_S * 0.7, rate, np.random.default_rng(seed + 1000))
     validation = np.concatenate([validation, log_sweep(VALIDATION_S * 0.3, rate, level=0.3)])

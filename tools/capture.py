@@ -9,7 +9,7 @@ Then `pedal-train aligned/ -o run/`.
 """
 import argparse
 
-from pedal.cli.common import run_command
+from pedal.cli.common import Parser, run_command
 
 from . import reamp
 from .align import align
@@ -17,6 +17,7 @@ from .capsignal import (
     DEFAULT_RATE,
     DEFAULT_SECONDS,
     MIN_SECONDS,
+    check_options,
     load_di,
     make_signal,
     write_signal,
@@ -24,6 +25,7 @@ from .capsignal import (
 
 
 def cmd_signal(args, say=print):
+    check_options(args.seconds, args.rate, args.seed)
     di = [load_di(p, args.rate) for p in args.di]
     signal, layout = make_signal(args.seconds, args.rate, args.seed, di)
     write_signal(args.out, signal, layout)
@@ -40,7 +42,7 @@ def cmd_align(args, say=print):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="pedal-capture", description=__doc__,
+    p = Parser(prog="pedal-capture", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("signal", help="write the capture signal and its layout")

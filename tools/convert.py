@@ -6,16 +6,15 @@ Reports the file size and what the quantization costs (ESR against fp32 on the s
 signal); --verify runs the independent reference (NAM's own code, torch) against the kernels.
 The output is written only once everything passed, and atomically.
 """
-import argparse
 import hashlib
 import os
 
 import numpy as np
 
 from pedal import __version__
-from pedal.atomic import write_atomic
-from pedal.cli.common import run_command
-from pedal.errors import PedalError
+from pedal.cli.common import Parser, run_command
+from pedal.errors import ModelError, PedalError
+from pedal.files import read_regular, write_atomic
 from pedal.model import file as modelfile
 from pedal.model.arch import build
 from pedal.processor import stream
@@ -29,16 +28,14 @@ VERIFY_BLOCK = 64
 
 def load_source(path):
     """The Model in any source file; .pt needs torch, the rest is the pedal's own readers."""
-    if not os.path.exists(path):
-        raise PedalError(path, "no such file")
+    raw = read_regular(path, modelfile.MAX_FILE_BYTES, "model file", ModelError)
     if path.endswith(".pt"):
         from .nets import load_pt
         model = load_pt(path)
     else:
         from pedal.model.formats import load_model
         model = load_model(path)
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    digest = hashlib.sha256(raw).hexdigest()
     model.provenance.update({"source": os.path.basename(path), "source_sha256": digest,
                              "converter": f"pedal-convert {__version__}"})
     return model
@@ -63,6 +60,11 @@ def verify(src, model, stored, x, say):
     float32 rounding alone exceeds that, when they are no further from it than the float32
     reference itself is."""
     from .reference import reference_output
+    with open(src, "rb") as f:                  # a regular file: load_source checked it
+        own = modelfile.is_model_data(f.read(8))
+    if own:
+        raise PedalError(src, "--verify compares with the model's own framework; a .pedal "
+                              "file has none: verify when converting from the source")
     knobs = [k.default for k in model.knobs]
     ref32 = reference_output(src, x, knobs)
     exact = reference_output(src, x, knobs, exact=True)
@@ -112,7 +114,7 @@ def default_output(src):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="pedal-convert", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="pedal-convert", description=__doc__.split("\n\n")[0])
     p.add_argument("src", help="model.pt, .nam, or RTNeural / AIDA-X / GuitarML .json")
     p.add_argument("-o", "--output", help="output .pedal file (default: beside the source)")
     p.add_argument("--quantize", choices=modelfile.QUANTIZATIONS, default="fp32")

@@ -3,19 +3,23 @@ a format name and a version, and a reader that names the file and the field at f
 import json
 
 from pedal.errors import PedalError
+from pedal.files import read_regular
+
+MAX_BYTES = 64 << 20
 
 
 def read_document(path, fmt, version, missing="no such file"):
     """The JSON object at `path` of format `fmt` and `version`; `missing` says what to do
     when there is no file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise PedalError(path, missing) from None
-    except OSError as e:
-        raise PedalError(path, f"cannot read: {e.strerror or e}") from None
-    except ValueError as e:
+        raw = read_regular(path, MAX_BYTES, f"{fmt} document")
+    except PedalError as e:
+        if e.problem == "no such file":
+            raise PedalError(path, missing) from None
+        raise
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise PedalError(path, f"not valid JSON ({e})") from None
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         found = doc.get("format") if isinstance(doc, dict) else None

@@ -16,15 +16,14 @@ already settled.
 
     python -m pedal.tools.namexport model.pt [-o model.nam] [--name NAME]
 """
-import argparse
 import json
 import os
 
 import numpy as np
 
-from pedal.atomic import write_atomic
-from pedal.cli.common import run_command
+from pedal.cli.common import Parser, run_command
 from pedal.errors import PedalError
+from pedal.files import write_atomic
 from pedal.model.arch.activations import canonical
 
 NAM_VERSION = "0.5.4"
@@ -279,7 +278,7 @@ def load_source(path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="namexport", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="namexport", description=__doc__.split("\n\n")[0])
     p.add_argument("src", help="model.pt, .pedal, or another model the pedal reads")
     p.add_argument("-o", "--output", help="output .nam file (default: beside the source)")
     p.add_argument("--name", help="the model's name in the .nam metadata")

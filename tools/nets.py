@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pedal.atomic import atomic_path
 from pedal.errors import ModelError
+from pedal.files import atomic_path
 from pedal.model.arch import get as get_architecture
 from pedal.model.arch.activations import canonical
 from pedal.model.file import Knob, Model

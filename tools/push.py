@@ -18,13 +18,12 @@ password prompt) and a connect timeout. The SSH user must be in group `pedal` on
 Exit status: 0 done; 2 a missing file, an unknown file type or an unreachable host (nothing
 or not everything copied); 1 a remote command failed (the message says what is in place).
 """
-import argparse
 import os
 import shlex
 import subprocess
 import sys
 
-from pedal.cli.common import run_command
+from pedal.cli.common import Parser, run_command
 from pedal.errors import EXIT_USAGE, PedalError
 
 EXIT_FAIL = 1
@@ -160,7 +159,7 @@ def push(remote, pushed, dest, play=False, socket=CONTROL_SOCKET, log=print):
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="pedal-push", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="pedal-push", description=__doc__.split("\n\n")[0])
     p.add_argument("host", help="the pedal's host name or address (user@host works too)")
     p.add_argument("files", nargs="*", help="models, IRs, presets (none: just rescan)")
     p.add_argument("--user", default="pi", help="SSH user on the pedal (default pi)")

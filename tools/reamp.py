@@ -25,9 +25,9 @@ import sys
 
 import numpy as np
 
-from pedal.atomic import write_atomic
 from pedal.cli.common import audio_config, device_arguments
 from pedal.errors import PedalError
+from pedal.files import write_atomic
 from pedal.io.audiofile import read_audio, write_audio
 
 from .gear import Knob

@@ -21,8 +21,8 @@ import os
 import numpy as np
 from scipy.signal import spectrogram, welch
 
-from pedal.atomic import write_atomic
 from pedal.errors import PedalError
+from pedal.files import write_atomic
 from pedal.io.audiofile import write_audio
 from pedal.signals import esr as compute_esr
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from pedal.cli.common import run_command
+from pedal.cli.common import Parser, run_command
 from pedal.errors import PedalError
 from pedal.model.file import Knob
 
@@ -86,8 +86,8 @@ class Trainer:
         return x, y, k
 
     def compile(self, say):
-        """Fuse the net's elementwise work with torch.compile (its compile time is spent
-        from the budget); a machine where that fails trains uncompiled."""
+        """Fuse the net's elementwise work with torch.compile (its compile time is not
+        counted in the budget); a machine where that fails trains uncompiled."""
         t0 = time.monotonic()
         try:
             self.train_net = torch.compile(self.net)
@@ -167,9 +167,9 @@ class Trainer:
         a = self.args
         budget = a.minutes * 60.0
         steps_per_epoch = max(1, self.capture.train_samples // (a.batch * a.segment))
-        t0 = time.monotonic() - self.elapsed
         if a.compile == "on" or (a.compile == "auto" and budget >= COMPILE_FROM_S):
             self.compile(say)
+        t0 = time.monotonic() - self.elapsed     # the budget is training time, not compiling
         bar = _progress(budget, self.elapsed, not a.quiet)
         last_val, interval = time.monotonic(), VALIDATE_EVERY_S
         losses, stale = [], 0
@@ -301,7 +301,7 @@ def model_knobs(capture):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="pedal-train", description=__doc__,
+    p = Parser(prog="pedal-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", help="folder (or its capture.json) written by pedal-capture align")
     p.add_argument("-o", "--out", required=True, help="run folder")
@@ -355,7 +355,25 @@ def default_lr(arch, config):
     return LR_WIDE if max(lay["channels"] for lay in layers) >= WIDE_CHANNELS else LR_NARROW
 
 
+# option -> (lowest, highest) it takes; None: any value is the default's
+LIMITS = {"channels": (1, 256), "hidden": (1, 256), "kernel_size": (1, 64),
+          "minutes": (0.001, 7 * 24 * 60), "epochs": (0, 1e9), "lr": (1e-30, 1.0),
+          "lr_min": (0, 1.0), "batch": (1, 4096), "segment": (256, 1 << 22),
+          "clip": (1e-6, 1e9), "ema": (0, 0.999999), "dc_weight": (0, 1e9),
+          "stft_weight": (0, 1e9), "patience": (0, 1 << 30), "seed": (0, 2 ** 32 - 1),
+          "threads": (0, 1024)}
+
+
+def check_arguments(args):
+    """Every number the user gave within its range (NaN is in none)."""
+    for key, (lo, hi) in LIMITS.items():
+        value = getattr(args, key, None)
+        if value is not None and not lo <= value <= hi:
+            raise PedalError("--" + key.replace("_", "-"), f"{value!r}; use {lo:g}..{hi:g}")
+
+
 def train(args, say=print):
+    check_arguments(args)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     capture = load_capture(args.capture)
     arch, config = make(args.arch, len(capture.knobs), args.channels, args.hidden,

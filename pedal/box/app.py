@@ -20,7 +20,7 @@ from ..dsp.loader import Loader
 from ..errors import PedalError
 from ..io.audiofile import read_audio, to_mono, write_audio
 from ..io.filedevice import FileDevice
-from ..io.loop import AudioConfig, AudioLoop
+from ..io.loop import AudioConfig, AudioLoop, AudioThreadError
 from ..io.stats import format_line
 from . import sdnotify
 from .control import ControlServer
@@ -77,7 +77,7 @@ def play(audio: AudioConfig, setup: Setup, max_frames: int | None = None) -> Aud
     thread = threading.Thread(target=_run_loop, args=(loop, max_frames), name="pedal-audio")
     thread.start()
     try:
-        _supervise(thread, loop)
+        _supervise(thread, loop, pedal)
     finally:
         if controls is not None:
             controls.close()
@@ -119,8 +119,9 @@ def play_clip(audio: AudioConfig, setup: Setup, clip_path: str, out_dir: str) ->
     return dst
 
 
-def _supervise(thread: threading.Thread, loop: AudioLoop) -> None:
-    """Wait for the audio thread; tell systemd when audio flows and while it keeps flowing."""
+def _supervise(thread: threading.Thread, loop: AudioLoop, pedal: Pedal) -> None:
+    """Wait for the audio thread; tell systemd when audio flows and while it keeps flowing;
+    have the loader repair a stage that went non-finite."""
     last = [-1]
 
     def healthy():
@@ -133,6 +134,8 @@ def _supervise(thread: threading.Thread, loop: AudioLoop) -> None:
     announced = False
     while thread.is_alive():
         thread.join(0.2)
+        if pedal.chain.needs_repair():
+            pedal.loader.repair()
         if not announced and loop.running.is_set():
             sdnotify.ready()
             announced = True
@@ -151,6 +154,10 @@ def _run_loop(loop: AudioLoop, max_frames: int | None) -> None:
         loop.run(max_frames)
     except PedalError as e:
         loop.error = e
+    except Exception as e:          # a bug: the process must end non-zero for systemd
+        log(f"audio thread: {type(e).__name__}: {e}")
+        loop.error = AudioThreadError("audio", f"the audio thread stopped ({type(e).__name__}:"
+                                               f" {e})")
 
 
 def _print_stats(loop: AudioLoop, chain: Chain) -> None:

@@ -26,8 +26,11 @@
 import os
 import tomllib
 
+from ..dsp.params import PARAMS, in_range
 from ..errors import PedalError
+from ..files import read_regular
 
+MAX_BYTES = 1 << 20
 SEARCH = ("~/.config/pedal/pedal.toml", "/etc/pedal/pedal.toml")
 AUDIO_KEYS = {"capture": str, "playback": str, "device": str, "rate": int,
               "period_frames": int, "periods": int, "format": str, "in_channels": int,
@@ -49,12 +52,12 @@ def load_config(path):
     """{"audio": {...}, "pedal": {...}, "params": {...}}, checked key by key."""
     if path is None:
         return {"audio": {}, "pedal": {}, "params": {}}
+    raw = read_regular(path, MAX_BYTES, "config file (TOML)")
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except OSError as e:
-        raise PedalError(path, f"cannot read: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PedalError(path, "not a text file (a TOML config is UTF-8 text)") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as e:
         raise PedalError(path, f"not valid TOML: {e}") from None
     out = {}
     for table, keys in (("audio", AUDIO_KEYS), ("pedal", PEDAL_KEYS), ("params", None)):
@@ -68,6 +71,16 @@ def load_config(path):
                                        f"(known: {', '.join(keys)})")
             if isinstance(value, bool) or not isinstance(value, kind):
                 raise PedalError(path, f"[{table}] {key}: {value!r} has the wrong type")
+            if key == "input_level_dbu":
+                try:
+                    in_range(key, value, -60, 60, "dBu")
+                except PedalError as e:
+                    raise PedalError(path, f"[audio] {e}") from None
+            if table == "params" and key in PARAMS:
+                try:
+                    PARAMS[key].check(key, value)
+                except PedalError as e:
+                    raise PedalError(path, f"[params] {e}") from None
         out[table] = dict(section)
     gpio = doc.get("gpio")
     if gpio is not None:

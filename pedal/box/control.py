@@ -5,8 +5,8 @@ Request:  {"cmd": "set", "name": "output_level_db", "value": -3}
 Reply:    {"ok": true, "result": -3.0}   or   {"ok": false, "error": "one line"}
 
 Commands: status, params, get NAME, set NAME VALUE, bypass [on], presets, load-preset NAME,
-save-preset NAME, delete-preset NAME, load-model PATH, load-ir PATH, rescan (what the state
-directory holds now, after pedal-push copied files in).
+save-preset NAME, delete-preset NAME, next-preset [step], load-model PATH, load-ir PATH,
+rescan (what the state directory holds now, after pedal-push copied files in).
 A malformed, oversized or slow-drip request gets an error reply and the connection is
 closed; the pedal plays on regardless.
 """
@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import socketserver
+import stat
 import threading
 import time
 
@@ -23,6 +24,7 @@ from ..errors import PedalError
 MAX_LINE = 64 * 1024
 REQUEST_TIMEOUT_S = 2.0
 MAX_CLIENTS = 8
+MAX_REPLY = 16 << 20
 
 
 def default_socket_path():
@@ -61,14 +63,24 @@ def dispatch(pedal, req):
             raise PedalError(name, f"no such parameter (known: {', '.join(params)})")
         return params[name]
     if cmd == "set":
-        return pedal.set_param(arg("name", str), arg("value", (int, float)))
+        if "value" not in req:
+            raise BadRequest("set: needs \"value\"")
+        return pedal.set_param(arg("name", str), req["value"])   # checked by the schema
     if cmd == "bypass":
-        return pedal.bypass(req.get("on"))
+        on = req.get("on")
+        if on is not None and not isinstance(on, bool):
+            raise PedalError("bypass", f"\"on\": {on!r}; expected true, false or null (toggle)")
+        return pedal.bypass(on)
     if cmd == "presets":
         return {"presets": pedal.presets.names(), "current": pedal.preset}
     if cmd in ("load-preset", "save-preset", "delete-preset"):
         getattr(pedal, cmd.replace("-preset", "_preset"))(arg("name", str))
         return pedal.preset
+    if cmd == "next-preset":
+        step = req.get("step", 1)
+        if step not in (1, -1) or isinstance(step, bool):
+            raise PedalError("next-preset", f"\"step\": {step!r}; expected 1 or -1")
+        return pedal.next_preset(step)
     if cmd == "rescan":
         return pedal.rescan()
     if cmd in ("load-model", "load-ir"):
@@ -116,6 +128,13 @@ class _Handler(socketserver.BaseRequestHandler):
                 return self._fail(e.problem)
             except PedalError as e:
                 reply = {"ok": False, "error": str(e)}
+            except OSError as e:                # a full disk, a preset deleted meanwhile
+                where = e.filename or "pedal"
+                reply = {"ok": False, "error": f"{where}: {e.strerror or e}"}
+            except Exception as e:              # a bug: say so, keep serving, keep playing
+                server.pedal.log(f"control: {req.get('cmd')!r} failed: {type(e).__name__}: {e}")
+                reply = {"ok": False, "error": f"internal error ({type(e).__name__}); "
+                                               f"the pedal plays on"}
             self._send(reply)
             deadline = time.monotonic() + REQUEST_TIMEOUT_S
 
@@ -156,23 +175,34 @@ class ControlServer:
 
     def __init__(self, pedal, path=None, log=print):
         self.path = path or default_socket_path()
+        try:
+            self.server = self._listen(pedal)
+        except (OSError, ValueError) as e:     # no such folder, too long, a NUL byte...
+            raise PedalError(self.path, f"cannot serve the control socket here: "
+                                        f"{getattr(e, 'strerror', None) or e}") from None
+        self.thread = threading.Thread(target=self.server.serve_forever, name="pedal-control",
+                                       kwargs={"poll_interval": 0.2}, daemon=True)
+        self.thread.start()
+        log(f"control socket: {self.path}")
+
+    def _listen(self, pedal):
         folder = os.path.dirname(self.path)
-        os.makedirs(folder, mode=0o750, exist_ok=True)
-        if os.path.exists(self.path):
+        os.makedirs(folder or ".", mode=0o750, exist_ok=True)
+        if os.path.lexists(self.path):
+            if not stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                raise PedalError(self.path, "exists and is not a socket; choose another "
+                                            "--socket path")
             if _alive(self.path):
                 raise PedalError(self.path, "another pedal is already running here")
             os.unlink(self.path)
         old = os.umask(0o117)
         try:
-            self.server = _Server(self.path, pedal)
+            server = _Server(self.path, pedal)
         finally:
             os.umask(old)
         os.chmod(self.path, 0o660)
         _group_pedal(self.path)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="pedal-control",
-                                       kwargs={"poll_interval": 0.2}, daemon=True)
-        self.thread.start()
-        log(f"control socket: {self.path}")
+        return server
 
     def stop(self):
         self.server.shutdown()
@@ -209,26 +239,36 @@ def request(path, req, timeout=10.0):
     try:
         s.connect(path)
     except (FileNotFoundError, ConnectionRefusedError):
+        s.close()
         raise PedalError(path, "no pedal is running here (is `pedal run` or the service "
                                "up? --socket picks another path)") from None
     except PermissionError:
+        s.close()
         raise PedalError(path, "permission denied: add yourself to the `pedal` group") from None
+    except (OSError, ValueError) as e:
+        s.close()
+        raise PedalError(path, f"not a control socket ({getattr(e, 'strerror', None) or e})") \
+            from None
     try:
         s.sendall(json.dumps(req).encode() + b"\n")
         data = b""
-        while not data.endswith(b"\n"):
+        while not data.endswith(b"\n") and len(data) <= MAX_REPLY:
             chunk = s.recv(65536)
             if not chunk:
                 break
             data += chunk
     except TimeoutError:
         raise PedalError(path, "the pedal did not answer in time") from None
+    except OSError as e:
+        raise PedalError(path, f"the connection failed: {e.strerror or e}") from None
     finally:
         s.close()
     try:
         reply = json.loads(data.decode())
-    except ValueError:
+    except (ValueError, RecursionError):
         raise PedalError(path, "garbled reply from the pedal") from None
+    if not isinstance(reply, dict):
+        raise PedalError(path, "garbled reply from the pedal")
     if not reply.get("ok"):
-        raise PedalError("pedal", reply.get("error", "error"))
+        raise PedalError("pedal", str(reply.get("error", "error")))
     return reply.get("result")

@@ -4,14 +4,16 @@ Written atomically (temp file, fsync, rename, fsync of the folder), so a power c
 leaves the old preset or the new one, never a broken file. A corrupt or unreadable preset
 is skipped with one log line. `last-state.json` holds what was playing, restored at boot.
 """
+import contextlib
 import json
 import os
 import re
 
-from ..atomic import fsync_dir, write_atomic
 from ..errors import PedalError
+from ..files import fsync_dir, read_regular, write_atomic
 
 LAST_STATE = "last-state"
+MAX_BYTES = 1 << 20
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
 
@@ -24,6 +26,16 @@ class Presets:
         self.folder = folder or default_state_dir()
         self.log = log
         os.makedirs(os.path.join(self.folder, "presets"), exist_ok=True)
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self):
+        """A save cut short (power cut, kill -9) leaves its temporary file: never the preset
+        itself, which is the old or the new one."""
+        for folder in (self.folder, os.path.join(self.folder, "presets")):
+            for entry in os.listdir(folder):
+                if entry.startswith(".tmp-"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder, entry))
 
     def _path(self, name):
         if not isinstance(name, str) or not NAME.match(name) or name == LAST_STATE:
@@ -52,9 +64,10 @@ class Presets:
 
     def delete(self, name):
         path = self._path(name)
-        if not os.path.exists(path):
-            raise PedalError(name, "no such preset")
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:       # never there, or deleted a moment ago by another
+            raise PedalError(name, "no such preset") from None
         fsync_dir(os.path.dirname(path))
 
     def save_last(self, state):
@@ -65,13 +78,12 @@ class Presets:
         return self._read(path) if os.path.exists(path) else None
 
     def _read(self, path):
-        try:
-            with open(path, "rb") as f:
-                state = json.loads(f.read().decode("utf-8"))
-            return _check(state, path)
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             return None
-        except (OSError, UnicodeDecodeError, ValueError, PedalError) as e:
+        try:
+            state = json.loads(read_regular(path, MAX_BYTES, "preset").decode("utf-8"))
+            return _check(state, path)
+        except (UnicodeDecodeError, ValueError, RecursionError, PedalError) as e:
             self.log(f"preset {path} skipped: {e}")
             return None
 

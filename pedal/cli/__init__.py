@@ -12,11 +12,11 @@ import argparse
 
 from .. import __version__
 from . import model, play, remote
-from .common import run_command
+from .common import Parser, run_command
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pedal", description="Neural guitar pedal")
+    p = Parser(prog="pedal", description="Neural guitar pedal")
     p.add_argument("--version", action="version", version=f"pedal {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
     for verbs in (model, play, remote):

@@ -8,19 +8,28 @@ import sys
 from collections.abc import Callable
 
 from ..errors import EXIT_USAGE, PedalError
-from ..io.codec import format_name
 from ..io.loop import AudioConfig
+
+EXIT_BUG = 70        # EX_SOFTWARE: an error that is the program's fault, not the input's
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the house style of errors: one line, `prog: problem`, exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (--help shows the options)\n")
 
 
 def run_command(prog: str, action: Callable[[], int | None]) -> int:
     """Run a console script's work: a PedalError becomes one line on stderr and its exit
-    status (2 unless the error says otherwise), Ctrl-C 130, a closed stdout (`| head`) a
-    quiet end. Returns the exit status."""
+    status (2 unless the error says otherwise); an OSError from the file system too (a full
+    disk, a permission); Ctrl-C 130; a closed stdout (`| head`) a quiet end. Anything else
+    is a bug: one line that says so (PEDAL_DEBUG=1 shows the traceback), status 70."""
     try:
         return action() or 0
     except PedalError as e:
         print(f"{prog}: {e}", file=sys.stderr)
-        return getattr(e, "exit_status", EXIT_USAGE)
+        return e.exit_status
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -28,6 +37,16 @@ def run_command(prog: str, action: Callable[[], int | None]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as e:
+        where = e.filename if e.filename is not None else "system"
+        print(f"{prog}: {PedalError(where, e.strerror or str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:
+        if os.environ.get("PEDAL_DEBUG"):
+            raise
+        print(f"{prog}: internal error, a bug ({type(e).__name__}: {e}); PEDAL_DEBUG=1 "
+              f"shows where", file=sys.stderr)
+        return EXIT_BUG
 
 
 def progress(total_frames: int, rate: int):
@@ -77,8 +96,7 @@ def audio_config(args: argparse.Namespace, section: dict) -> AudioConfig:
         value = getattr(args, option)
         if value is not None:
             setattr(c, attr, value)
-    c.format = format_name(c.format)          # refuses unknown formats by name
-    return c
+    return c.check()
 
 
 def pairs(items: list[str] | None, flag: str) -> dict[str, float]:

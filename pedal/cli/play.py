@@ -7,6 +7,7 @@ from .. import models
 from ..box import app
 from ..box.config import find_config, load_config
 from ..dsp.chain import Chain
+from ..dsp.params import in_range
 from ..io import latency
 from ..io.filedevice import has_sound_card
 from .common import audio_config, device_arguments, pairs
@@ -43,6 +44,8 @@ def add_parsers(sub) -> None:
 def cmd_run(args) -> None:
     """The real-time pedal. Without a sound card it plays the bundled clip through the
     file-backed ALSA device and says where the result went."""
+    if args.seconds is not None:
+        in_range("--seconds", args.seconds, 0.001, 1e9, "s")
     cfg = load_config(find_config(args.config))
     audio = audio_config(args, cfg["audio"])
     params = dict(cfg["params"])
@@ -63,6 +66,7 @@ def cmd_run(args) -> None:
 
 
 def cmd_latency(args) -> None:
+    in_range("--seconds", args.seconds, 0.1, 3600, "s")
     cfg = load_config(find_config(args.config))
     audio = audio_config(args, cfg["audio"])
     realtime = not args.no_realtime

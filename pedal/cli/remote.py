@@ -11,8 +11,8 @@ from ..errors import PedalError
 
 CTL_VERBS = {"status": [], "params": [], "presets": [], "get": ["name"],
              "set": ["name", "value"], "bypass": [], "load-preset": ["name"],
-             "save-preset": ["name"], "delete-preset": ["name"], "load-model": ["path"],
-             "load-ir": ["path"], "rescan": []}
+             "save-preset": ["name"], "delete-preset": ["name"], "next-preset": [],
+             "load-model": ["path"], "load-ir": ["path"], "rescan": []}
 
 
 def add_parsers(sub) -> None:
@@ -42,7 +42,7 @@ def cmd_ctl(args) -> None:
 def ctl_request(verb: str, rest: list[str]) -> dict:
     """The control-socket request for `pedal ctl VERB ARGS...`."""
     if verb not in CTL_VERBS:
-        raise PedalError("pedal ctl", f"unknown command {verb!r} (known: {', '.join(CTL_VERBS)})")
+        raise PedalError(verb, f"unknown command (known: {', '.join(CTL_VERBS)})")
     req = {"cmd": verb}
     if verb == "bypass":
         if rest and rest[0] not in ("on", "off", "toggle"):

@@ -1,13 +1,19 @@
 """The processor chain around the model.
 
-    input gain -> noise gate -> MODEL (+ knobs) -> EQ -> cabinet IR -> DC blocker
-    -> output level, with bypass
+    input guard -> input gain -> noise gate -> MODEL (+ knobs) -> EQ -> cabinet IR
+    -> DC blocker -> output level, with bypass -> output guard
 
 The chain is a processor (reset, process). Parameters are set from any thread and smoothed
 by the audio thread, block by block with linear ramps inside each block, so nothing zips.
 Models and IRs come ready from the loader thread (pedal.dsp.loader); the audio thread only
 swaps a ready processor in, with a short crossfade, and hands the old one back for the
 loader to free.
+
+Nothing from outside reaches the amplifier as garbage: the input guard turns NaN/Inf into
+silence and clamps to full scale; a stage whose output is not finite is silenced, counted
+in `faults` and reset (a model or IR by the loader thread, off the audio path; the tone
+stack in place), and the output guard (NaN to silence, a peak limiter below 0 dBFS) comes
+last, in bypass too.
 """
 from __future__ import annotations
 
@@ -17,9 +23,18 @@ import numpy as np
 
 from ..errors import PedalError
 from ..kernels.biquad import BiquadCascade, rbj
-from ..kernels.dynamics import NoiseGate, count_clipped, crossfade, peak, ramp_gain
+from ..kernels.dynamics import (
+    NoiseGate,
+    OutputGuard,
+    count_clipped,
+    count_nonfinite,
+    crossfade,
+    peak,
+    ramp_gain,
+    sanitize,
+)
 from .loader import prepare_ir, prepare_model
-from .params import EQ_BANDS, PARAMS, db_to_gain
+from .params import EQ_BANDS, PARAMS, db_to_gain, in_range
 
 FADE_MS = 10.0             # crossfade for bypass, model and IR changes
 SMOOTH_MS = 30.0           # parameter smoothing time constant
@@ -58,6 +73,9 @@ class Chain:
         self.model = Slot()
         self.ir = Slot()
         self.gate = NoiseGate()
+        self.guard = OutputGuard()
+        self.live = False       # a Loader repairs broken stages (else process() does it)
+        self.faults = {"input": 0, "model": 0, "ir": 0, "tone": 0}
         self.rate = None
         self.max_block = 0
         self.knob_targets = {}
@@ -69,6 +87,7 @@ class Chain:
     def reset(self, sample_rate: float, max_block: int) -> None:
         self.rate, self.max_block = int(sample_rate), int(max_block)
         self.gate.reset(sample_rate, max_block)
+        self.guard.reset(sample_rate, max_block)
         self.eq = BiquadCascade(len(EQ_BANDS))
         self.eq.reset(sample_rate, max_block)
         self.dc = BiquadCascade(1)
@@ -76,7 +95,7 @@ class Chain:
         self.dc.set_coefficients(np.array([rbj("dcblock", 5.0, 0.7, 0.0, sample_rate)]))
         self._eq_key = None
         self._update_eq(force=True)
-        self._bufs = [np.zeros(max_block, np.float32) for _ in range(4)]
+        self._bufs = [np.zeros(max_block, np.float32) for _ in range(5)]
         self._smooth = 1 - math.exp(-max_block / (SMOOTH_MS * 1e-3 * sample_rate))
         self._fade_step = max_block / (FADE_MS * 1e-3 * sample_rate)
         # gains reached at the end of the last block: the next block ramps from there
@@ -92,15 +111,17 @@ class Chain:
             self.ir.current = prepare_ir(ir, self)
 
     # -- control (any thread) ----------------------------------------------------------------
-    def set_param(self, name: str, value: float) -> float:
-        """Set a chain parameter or a knob of the current model; returns the clamped value."""
+    def set_param(self, name: str, value) -> float:
+        """Set a chain parameter or a knob of the current model; returns the value set. A
+        value that is not a finite number in the parameter's range is refused (PedalError)
+        and changes nothing."""
         if name in PARAMS:
-            self.targets[name] = v = PARAMS[name].clamp(value)
+            self.targets[name] = v = PARAMS[name].check(name, value)
             return v
         entry = self.model.current
         if entry is not None and name in entry.knobs:
             knob = entry.knobs[name][1]
-            self.knob_targets[name] = v = min(max(float(value), knob.minimum), knob.maximum)
+            self.knob_targets[name] = v = in_range(name, value, knob.minimum, knob.maximum)
             return v
         raise PedalError(name, f"no such parameter (known: {', '.join(self.param_names())})")
 
@@ -120,19 +141,24 @@ class Chain:
         """inp, out: float32 blocks of the same length <= max_block."""
         n = len(inp)
         # the audio loop always runs whole periods: no views to make then
-        a, b, c, d = self._bufs if n == self.max_block else [buf[:n] for buf in self._bufs]
+        x, a, b, c, d = self._bufs if n == self.max_block else [buf[:n] for buf in self._bufs]
         self._step_params()
         self.model.pick_up()
         self.ir.pick_up()
-        self._meter_in(inp)
-        self._front(inp, a, n)
+        self.faults["input"] += sanitize(inp, x, 1.0)
+        self._meter_in(x)
+        self._front(x, a, n)
         self._run_model(a, b, c)
         self.eq.process(b, b)
         self._run_ir(b, c, d)
         self.dc.process(b, b)
+        self._check_tone(b)
         self._level(b)
-        self._bypass(inp, b, out)
+        self._bypass(x, b, out)
+        self.guard.process(out, out)
         self._meter_out(out)
+        if not self.live and self.needs_repair():
+            self.repair()
 
     def _step_params(self):
         k = self._smooth
@@ -190,19 +216,38 @@ class Chain:
             if value is not None and self._knobs_applied.get((id(entry), name)) != value:
                 entry.processor.set_knob(i, value)
                 self._knobs_applied[(id(entry), name)] = value
-        entry.processor.process(a, y)
+        self._run_stage(entry, a, y, "model")
         ramp_gain(y, y, entry.gain, entry.gain)
+
+    def _run_stage(self, entry, x, y, kind):
+        """entry's processor x -> y; a broken one (non-finite output) plays silence until the
+        repair resets it."""
+        if not entry.broken:
+            entry.processor.process(x, y)
+            if not count_nonfinite(y):
+                return
+            entry.broken = True
+            self.faults[kind] += 1
+        y[:] = 0
 
     def _run_ir(self, b, c, d):
         slot = self.ir
         if slot.current is None:
             return
-        slot.current.processor.process(b, c)
+        self._run_stage(slot.current, b, c, "ir")
         if slot.incoming is not None:
-            slot.incoming.processor.process(b, d)
+            self._run_stage(slot.incoming, b, d, "ir")
             self._fade(slot, c, d)
         crossfade(b, c, b, self._mix, self.values["ir_mix"])
         self._mix = self.values["ir_mix"]
+
+    def _check_tone(self, b):
+        """The tone stack and DC blocker keep state: one non-finite sample would stay in it."""
+        if count_nonfinite(b):
+            b[:] = 0
+            self.eq.clear()
+            self.dc.clear()
+            self.faults["tone"] += 1
 
     def _level(self, b):
         g1 = db_to_gain(self.values["output_level_db"])
@@ -223,6 +268,24 @@ class Chain:
     def _meter_out(self, out):
         self.meters["out_peak"] = peak(out)
         self.meters["out_clipped"] += count_clipped(out, 0.999)
+
+    # -- repair (the loader thread; process() itself when no loader runs) -------------------
+    @staticmethod
+    def _broken(slot):
+        return [e for e in (slot.current, slot.incoming) if e is not None and e.broken]
+
+    def needs_repair(self) -> bool:
+        return bool(self._broken(self.model) or self._broken(self.ir))
+
+    def repair(self) -> list[str]:
+        """Reset every stage that produced non-finite samples so it plays again; returns
+        their names. Allocates: never call it on the audio thread of a live pedal."""
+        fixed = []
+        for entry in self._broken(self.model) + self._broken(self.ir):
+            entry.processor.reset(self.rate, self.max_block)     # knob values survive it
+            entry.broken = False
+            fixed.append(entry.name)
+        return fixed
 
     # -- status --------------------------------------------------------------------------------
     @property

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 from scipy.signal import fftconvolve
 
-from ..errors import PedalError
+from ..errors import ModelError, PedalError
 from ..io.audiofile import read_audio, resample, to_mono
 from ..kernels.fftconv import PartitionedConvolver
 from ..model.arch import build
@@ -23,6 +23,8 @@ from .params import db_to_gain
 
 TARGET_LOUDNESS_DB = -18.0  # every model is matched to this output loudness
 MAX_IR_SECONDS = 10.0
+SILENT_DBFS = -90.0         # a model quieter than this on a guitar phrase is broken
+WAIT_S = 30.0               # a control waits this long for a load, then hears "still loading"
 
 
 @dataclasses.dataclass
@@ -33,25 +35,31 @@ class LoadedModel:
     gain: float                 # loudness match (and input calibration, folded in front)
     input_trim: float
     knobs: dict                 # knob name -> (index, Knob)
+    broken: bool = False        # produced non-finite samples: silent until repaired
 
 
 @dataclasses.dataclass
 class LoadedIR:
     name: str
     processor: Processor
+    broken: bool = False
 
 
 class Loader:
-    """Loads models and IRs off the audio thread and posts them to the chain.
+    """Loads models and IRs off the audio thread and posts them to the chain, and repairs
+    the chain's stages that produced non-finite samples.
 
     Requests are queued; each result is reported through `report(kind, ok, message)`. A
-    failed load leaves the chain playing what it had."""
+    failed load leaves the chain playing what it had, and no failure stops the thread: every
+    read is bounded (regular files, size and header limits), so every job ends."""
 
     def __init__(self, chain, report=None):
         self.chain = chain
+        chain.live = True
         self.report = report or (lambda kind, ok, message: None)
         self.requests = queue.Queue()
         self.last_error = None
+        self._repair_queued = False
         self.thread = threading.Thread(target=self._serve, name="pedal-loader", daemon=True)
         self.thread.start()
 
@@ -66,28 +74,54 @@ class Loader:
         result = {}
         self.requests.put((kind, path, done, result))
         if wait:
-            done.wait()
+            if not done.wait(WAIT_S):
+                raise PedalError(path, f"still loading after {WAIT_S:g} s; it plays once "
+                                       f"ready (the loader reports it)")
             if "error" in result:
                 raise result["error"]
         return result
 
+    def repair(self) -> None:
+        """Have the thread reset the chain's broken stages (the supervisor asks, seeing
+        chain.needs_repair(); the audio thread itself never waits for a lock)."""
+        if not self._repair_queued:
+            self._repair_queued = True
+            self.requests.put(("repair", None, None, {}))
+
     def _serve(self):
         while True:
             kind, path, done, result = self.requests.get()
-            try:
-                entry = prepare_model(path, self.chain) if kind == "model" \
-                    else prepare_ir(path, self.chain)
-                getattr(self.chain, kind).post(entry)
-                self.report(kind, True, f"{kind} {entry.name} ready")
-            except PedalError as e:
-                self.last_error = e
-                result["error"] = e
-                self.report(kind, False, f"{kind} not loaded: {e}")
-            finally:
-                for slot in (self.chain.model, self.chain.ir):
-                    slot.retired.clear()        # freed here, not on the audio thread
-                if done is not None:
-                    done.set()
+            if kind == "repair":
+                self._repair_queued = False
+                self._repair()
+            else:
+                self._run(kind, path, done, result)
+
+    def _run(self, kind, path, done, result):
+        try:
+            entry = prepare_model(path, self.chain) if kind == "model" \
+                else prepare_ir(path, self.chain)
+            getattr(self.chain, kind).post(entry)
+            self.report(kind, True, f"{kind} {entry.name} ready")
+        except Exception as e:                  # PedalError, or a bug: the pedal plays on
+            if not isinstance(e, PedalError):
+                e = PedalError(path, f"could not be loaded ({type(e).__name__}: {e})")
+            self.last_error = e
+            result["error"] = e
+            self.report(kind, False, f"{kind} not loaded: {e}")
+        finally:
+            for slot in (self.chain.model, self.chain.ir):
+                slot.retired.clear()        # freed here, not on the audio thread
+            if done is not None:
+                done.set()
+
+    def _repair(self):
+        try:
+            for name in self.chain.repair():
+                self.report("repair", True, f"{name} produced non-finite samples; it was "
+                                            f"silenced, reset, and plays again")
+        except Exception as e:
+            self.report("repair", False, f"repair failed: {type(e).__name__}: {e}")
 
 
 def prepare_model(path, chain) -> LoadedModel:
@@ -103,6 +137,9 @@ def prepare_model(path, chain) -> LoadedModel:
     # measured on whatever input their trainer used, so they do not compare across sources.
     loudness = measure_loudness(proc, guitar_phrase(3.0, chain.rate, seed=21) * trim,
                                 chain.rate)
+    if not math.isfinite(loudness) or loudness <= SILENT_DBFS:
+        raise ModelError(path, "the model is silent or not finite on a guitar phrase "
+                               f"({loudness:.1f} dBFS); refusing to play it")
     proc.reset(chain.rate, chain.max_block)
     return LoadedModel(model.metadata.get("name") or os.path.basename(path), proc,
                        db_to_gain(TARGET_LOUDNESS_DB - loudness), trim, knobs)
@@ -128,10 +165,7 @@ def loudness_db(x) -> float:
 def prepare_ir(path, chain) -> LoadedIR:
     """Read any common audio format, mix to mono, resample to the device rate, normalise so
     the IR neither boosts nor cuts the standard test signal, and build its convolver."""
-    data, rate = read_audio(path)
-    if data.shape[0] > MAX_IR_SECONDS * rate:
-        raise PedalError(path, f"IR of {data.shape[0] / rate:.1f} s; at most "
-                               f"{MAX_IR_SECONDS:g} s is supported")
+    data, rate = read_audio(path, max_seconds=MAX_IR_SECONDS)
     ir = resample(to_mono(data, path), rate, chain.rate)
     x = test_signal(chain.rate, 1.0)
     wet = fftconvolve(x, ir)[:len(x)]

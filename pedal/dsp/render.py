@@ -43,14 +43,19 @@ def render_file(model, src, dst, block=DEFAULT_BLOCK, channel=None, allow_resamp
         processor.reset(model.sample_rate, block)
     progress = progress_factory(len(x)) if progress_factory else None
     try:
-        y = stream(processor, x, block, progress)
+        y = stream(processor, x, block, progress=progress)
     finally:
         if progress is not None:
             progress.close()
+    # the output guard of a file: a model that misbehaves writes silence there, not NaN
+    nonfinite = int(np.count_nonzero(~np.isfinite(y)))
+    if nonfinite:
+        say(f"warning: the model produced {nonfinite} non-finite samples; written as silence")
+        y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
     if rate != model.sample_rate:
         y = resample(y, model.sample_rate, rate)[:data.shape[0]]
     write_audio(dst, y, rate)
     peak = float(np.abs(y).max()) if len(y) else 0.0
     return {"frames": int(data.shape[0]), "seconds": data.shape[0] / rate, "rate": rate,
             "block": block, "peak_dbfs": 20 * np.log10(max(peak, 1e-12)),
-            "clipped": int(np.sum(np.abs(y) >= 1.0))}
+            "clipped": int(np.sum(np.abs(y) >= 1.0)), "nonfinite": nonfinite}

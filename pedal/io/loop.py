@@ -15,10 +15,23 @@ import numpy as np
 
 from ..errors import PedalError
 from .alsa import DeviceLost, open_duplex
+from .codec import format_name
 from .realtime import RealtimeSection
 from .stats import Stats
 
 BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+# The chain raising in this many periods in a row, with none played between, is beyond
+# recovery here: the loop stops with an error, the process exits non-zero, systemd starts it
+# afresh.
+MAX_FAILURES = 10
+RATES = (8000, 384000)
+PERIOD_FRAMES = (16, 8192)
+PERIODS = (2, 32)
+
+
+class AudioThreadError(PedalError):
+    """The audio thread could not go on; not a usage error (exit status 1)."""
+    exit_status = 1
 
 
 @dataclasses.dataclass
@@ -32,6 +45,22 @@ class AudioConfig:
     in_channels: int = 1
     out_channels: int = 1
     input_channel: int = 0
+
+    def check(self) -> AudioConfig:
+        """Every setting in its range (PedalError naming it otherwise); the format by its
+        canonical name. Both the config file's [audio] and the command line pass here."""
+        for name, lo, hi in (("rate", *RATES), ("period_frames", *PERIOD_FRAMES),
+                             ("periods", *PERIODS), ("in_channels", 1, 2),
+                             ("out_channels", 1, 2), ("input_channel", 0, self.in_channels - 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise PedalError(name, f"{value!r} is not an integer in {lo}..{hi}")
+        for name in ("capture", "playback"):
+            device = getattr(self, name)
+            if not isinstance(device, str) or not device or not device.isprintable():
+                raise PedalError(name, f"{device!r} is not an ALSA device name")
+        self.format = format_name(self.format)
+        return self
 
     def describe(self) -> str:
         return (f"{self.capture} -> {self.playback}, {self.rate} Hz, {self.period_frames} "
@@ -52,6 +81,7 @@ class AudioLoop:
         self.frames = 0
         self.error = None
         self._xruns_before = 0      # xruns of devices since reopened
+        self._failing = 0           # periods in a row in which the chain raised
 
     def open(self, **retry):
         """The device of `config`; with retry arguments, waits for it (alsa.open_duplex)."""
@@ -74,6 +104,7 @@ class AudioLoop:
                     break
                 except DeviceLost as e:
                     self.running.clear()
+                    self.stats.device_losses += 1
                     self._xruns_before += self.io.xruns
                     self.log(f"audio device lost: {e}; reopening")
                     self.io = self._reopen()
@@ -83,6 +114,19 @@ class AudioLoop:
             self.io.close()
             self.io = None
         return self.frames
+
+    def _recover(self, error, out):
+        """After the chain raised: silence for this period, the chain reset, play on; too
+        many failures in a row end the loop with AudioThreadError."""
+        out[:] = 0
+        self._failing += 1
+        self.stats.chain_failures += 1
+        if self._failing >= MAX_FAILURES:
+            raise AudioThreadError("audio", f"the chain failed in {MAX_FAILURES} periods in a "
+                                            f"row ({type(error).__name__}: {error}); stopping "
+                                            f"so the service restarts") from error
+        self.log(f"audio: the chain failed ({type(error).__name__}: {error}); reset, playing on")
+        self.chain.reset(self.config.rate, self.config.period_frames)
 
     def _reopen(self):
         if self.io is not None:
@@ -106,7 +150,11 @@ class AudioLoop:
             if io.read(inp) < 0:
                 inp[:] = 0              # an overrun: play silence for the lost period
             t0 = clock()
-            chain.process(inp, out)
+            try:
+                chain.process(inp, out)
+                self._failing = 0
+            except Exception as e:      # a bug in a stage must not silence the pedal for good
+                self._recover(e, out)
             stats.record(clock() - t0)
             io.write(out)
             stats.xruns = self._xruns_before + io.xruns

@@ -16,13 +16,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import struct
 import zlib
 
 import numpy as np
 
-from ..atomic import write_atomic
 from ..errors import ModelError
+from ..files import read_regular, write_atomic
 from .arch import check_model
 
 MAGIC = b"PEDALMDL"
@@ -31,6 +32,7 @@ ALIGN = 16
 QUANTIZATIONS = ("fp32", "fp16", "int8")
 _DTYPES = {"f32": np.dtype("<f4"), "f16": np.dtype("<f2"), "i8": np.dtype("i1")}
 _MAX_HEADER = 64 << 20
+MAX_FILE_BYTES = 256 << 20     # any model file the pedal reads, in any format
 _MAX_ELEMENTS = 1 << 28
 _MAX_DIMS = 8
 
@@ -165,22 +167,13 @@ def save(model: Model, path, quantization: str | None = None) -> int:
     return len(data)
 
 
-def is_model_file(path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        return False
+def is_model_data(data: bytes) -> bool:
+    return data[:len(MAGIC)] == MAGIC
 
 
 def load(path) -> Model:
     """Read and check a model file; every problem is a ModelError naming file and field."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ModelError(path, f"cannot read: {e.strerror or e}") from None
-    return decode(data, path)
+    return decode(read_regular(path, MAX_FILE_BYTES, "model file", ModelError), os.fspath(path))
 
 
 def decode(data: bytes, where: str = "<bytes>") -> Model:

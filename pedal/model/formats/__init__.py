@@ -10,21 +10,22 @@ import json
 import os
 
 from ...errors import ModelError
+from ...files import read_regular
 from .. import file as modelfile
 from ..file import Model
 from .nam import is_nam, read_nam
 from .rtneural import is_guitarml, is_rtneural, read_guitarml, read_rtneural
 
-MAX_JSON_BYTES = 256 << 20
 _JSON_READERS = ((is_nam, read_nam), (is_rtneural, read_rtneural), (is_guitarml, read_guitarml))
 
 
 def load_model(path) -> Model:
     """The Model in `path`, whatever its format; ModelError naming file and field otherwise."""
     path = os.fspath(path)
-    if modelfile.is_model_file(path):
-        return modelfile.load(path)
-    doc = _read_json(path)
+    raw = read_regular(path, modelfile.MAX_FILE_BYTES, "model file", ModelError)
+    if modelfile.is_model_data(raw):
+        return modelfile.decode(raw, path)
+    doc = _parse_json(raw, path)
     for recognises, read in _JSON_READERS:
         if recognises(doc):
             model = read(doc, path).check(path)
@@ -34,15 +35,7 @@ def load_model(path) -> Model:
                            "RTNeural/AIDA-X JSON or GuitarML JSON")
 
 
-def _read_json(path):
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_JSON_BYTES:
-            raise ModelError(path, f"file of {size} bytes is too large for a model")
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise ModelError(path, f"cannot read: {e.strerror or e}") from None
+def _parse_json(raw, path):
     if raw[:2] == b"PK" or raw[:1] == b"\x80":
         raise ModelError(path, "this looks like a PyTorch checkpoint; convert it on the desktop "
                                "with pedal-convert")
