@@ -408,12 +408,12 @@ def test_hostile_control_messages_never_stop_the_pedal(running, data):
     line = data.draw(st.one_of(st.just(json.dumps(msg).encode()),
                                st.binary(max_size=64).filter(lambda b: b"\n" not in b)))
     reply = send(sock, line)
-    record("control", line.decode("utf-8", "replace")[:200],
-           "ok" if proc.poll() is None else "pedal stopped")
-    if reply:
-        answer = json.loads(reply)
-        assert isinstance(answer, dict) and "ok" in answer
-        assert answer["ok"] or isinstance(answer["error"], str)
+    answer = json.loads(reply) if reply else {"ok": False, "error": "closed"}
+    outcome = "pedal stopped" if proc.poll() is not None else \
+        "ok" if answer.get("ok") else "refused"
+    record("control", line.decode("utf-8", "replace")[:200], outcome)
+    assert isinstance(answer, dict) and "ok" in answer
+    assert answer["ok"] or isinstance(answer["error"], str)
     assert proc.poll() is None, "the pedal stopped"
 
 
