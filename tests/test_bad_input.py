@@ -610,7 +610,7 @@ def test_nam_array_input_must_match_previous_channels(workdir):
 
 @pytest.mark.parametrize("mutation, words", [
     (lambda d: d.update(architecture=["WaveNet"]), "architecture"),
-    (lambda d: d.update(architecture="ConvNet"), "ConvNet"),
+    (lambda d: d.update(architecture="Transformer"), "Transformer"),
     (lambda d: d.update(version=None), "version"),
     (lambda d: d.update(sample_rate="fast"), "sample_rate"),
     (lambda d: d.update(sample_rate=-48000), "sample_rate"),
