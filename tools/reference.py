@@ -301,10 +301,11 @@ def _rtneural_runner(doc, path, knobs):
             rnn.bias_ih_l0.copy_(_keras_gru_to_torch(b[0], out))
             rnn.bias_hh_l0.copy_(_keras_gru_to_torch(b[1], out))
             modules.append(("rnn", rnn))
-        elif kind == "dense":
-            lin = nn.Linear(size, out)
+        elif kind in ("dense", "time-distributed-dense"):    # Keras Dense, or TimeDistributed
+            lin = nn.Linear(size, out, bias=len(w) > 1)      # of it: per frame either way
             lin.weight.copy_(_t(w[0]).T)
-            lin.bias.copy_(_t(w[1]))
+            if len(w) > 1:
+                lin.bias.copy_(_t(w[1]))
             act = str(layer.get("activation", "")).lower()
             if act not in _KERAS_ACTIVATIONS:
                 raise ValueError(f"{path}: layers[{i}].activation {act!r} has no reference")

@@ -94,8 +94,11 @@ def prepare_model(path, chain) -> LoadedModel:
     """Load, check the rate, build, prewarm and loudness-match a model for `chain`."""
     model = load_model(path)
     if model.sample_rate != chain.rate:
-        raise PedalError(path, f"the model runs at {model.sample_rate} Hz and the device at "
-                               f"{chain.rate} Hz; convert or pick a model for {chain.rate} Hz")
+        assumed = " (assumed: the file does not say; pedal-convert --rate states it)" \
+            if model.provenance.get("sample_rate_assumed") else ""
+        raise PedalError(path, f"the model runs at {model.sample_rate} Hz{assumed} and the "
+                               f"device at {chain.rate} Hz; convert or pick a model for "
+                               f"{chain.rate} Hz")
     proc = build(model)
     knobs = {k.name: (i, k) for i, k in enumerate(model.knobs)}
     trim = input_trim(model, chain.interface_input_dbu)

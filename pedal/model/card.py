@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from .file import Model
+from .formats import rate_note
 
 
 def card_lines(model: Model, path: str | None = None) -> list[str]:
@@ -16,9 +17,10 @@ def card_lines(model: Model, path: str | None = None) -> list[str]:
     if name:
         lines.append(f"name:          {name}")
     lines.append(f"architecture:  {spec.describe()}")
-    note = " (assumed: the source file does not say)" \
-        if model.provenance.get("sample_rate_assumed") else ""
-    lines.append(f"sample rate:   {model.sample_rate} Hz{note}")
+    lines.append(f"sample rate:   {model.sample_rate} Hz")
+    note = rate_note(model, path or model.provenance.get("source", "the model"))
+    if note:
+        lines.append(f"warning:       {note}")
     lines.append(f"weights:       {model.weight_count} ({model.quantization})")
     if path and os.path.isfile(path):
         lines.append(f"file size:     {os.path.getsize(path)} bytes")
