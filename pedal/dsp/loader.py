@@ -16,6 +16,7 @@ from ..errors import PedalError
 from ..io.audiofile import read_audio, resample, to_mono
 from ..kernels.fftconv import PartitionedConvolver
 from ..model.arch import build
+from ..model.bench import fit_size
 from ..model.formats import load_model
 from ..processor import Processor, stream
 from ..signals import guitar_phrase, test_signal
@@ -33,6 +34,7 @@ class LoadedModel:
     gain: float                 # loudness match (and input calibration, folded in front)
     input_trim: float
     knobs: dict                 # knob name -> (index, Knob)
+    note: str = ""              # what the loader decided for it (a slimmable model's size)
 
 
 @dataclasses.dataclass
@@ -78,7 +80,8 @@ class Loader:
                 entry = prepare_model(path, self.chain) if kind == "model" \
                     else prepare_ir(path, self.chain)
                 getattr(self.chain, kind).post(entry)
-                self.report(kind, True, f"{kind} {entry.name} ready")
+                note = f"; {entry.note}" if getattr(entry, "note", "") else ""
+                self.report(kind, True, f"{kind} {entry.name} ready{note}")
             except PedalError as e:
                 self.last_error = e
                 result["error"] = e
@@ -101,6 +104,14 @@ def prepare_model(path, chain) -> LoadedModel:
                                f"{chain.rate} Hz")
     proc = build(model)
     knobs = {k.name: (i, k) for i, k in enumerate(model.knobs)}
+    note = ""
+    if model.architecture == "Slimmable":
+        # The default size: the largest that fits the CPU budget at this period, measured.
+        fit = fit_size(model, chain.max_block, chain.rate)
+        i, knob = knobs["size"]
+        knobs["size"] = (i, dataclasses.replace(knob, default=fit.size))
+        proc.set_knob(i, fit.size)
+        note = fit.describe(model.spec)
     trim = input_trim(model, chain.interface_input_dbu)
     # Measured here on the same guitar for every model: loudness figures in files were
     # measured on whatever input their trainer used, so they do not compare across sources.
@@ -108,7 +119,7 @@ def prepare_model(path, chain) -> LoadedModel:
                                 chain.rate)
     proc.reset(chain.rate, chain.max_block)
     return LoadedModel(model.metadata.get("name") or os.path.basename(path), proc,
-                       db_to_gain(TARGET_LOUDNESS_DB - loudness), trim, knobs)
+                       db_to_gain(TARGET_LOUDNESS_DB - loudness), trim, knobs, note)
 
 
 def input_trim(model, interface_input_dbu) -> float:
