@@ -45,6 +45,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--model", "-m", required=True)
     s.add_argument("--block", type=int, default=64)
     s.add_argument("--seconds", type=float, default=10.0)
+    s.add_argument("--knob", action="append", metavar="NAME=VALUE",
+                   help="a knob's value (a slimmable model's size among them)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
 
@@ -104,7 +106,7 @@ def cmd_bench(args) -> None:
         raise PedalError("--block", f"{args.block} frames; use 1..4096")
     if not 0.1 <= args.seconds <= 3600:
         raise PedalError("--seconds", f"{args.seconds}; use 0.1..3600")
-    r = bench_model(model, args.block, args.seconds)
+    r = bench_model(model, args.block, args.seconds, knobs=knob_values(model, args.knob))
     if args.json:
         print(json.dumps(r, indent=2))
         return

@@ -12,12 +12,15 @@ from .file import Model
 
 
 def bench_model(model: Model, block: int = 64, seconds: float = 10.0,
-                warmup_blocks: int = 50) -> dict:
-    """Time `seconds` of guitar through the model in blocks of `block` frames."""
+                warmup_blocks: int = 50, knobs=None) -> dict:
+    """Time `seconds` of guitar through the model in blocks of `block` frames, with the
+    knobs at `knobs` (default: their defaults; a slimmable model's size among them)."""
     rate = model.sample_rate
     x = guitar_phrase(seconds, rate, seed=3)
     y = np.empty_like(x)
     proc = build(model)
+    for i, value in enumerate(knobs or []):
+        proc.set_knob(i, value)
     proc.reset(rate, block)
     for _ in range(warmup_blocks):
         proc.process(x[:block], y[:block])
@@ -33,6 +36,9 @@ def bench_model(model: Model, block: int = 64, seconds: float = 10.0,
     total_s = times.sum() / 1e9
     audio_s = len(starts) * block / rate
     macs = model.spec.macs_per_sample
+    if model.architecture == "Slimmable":       # the size played, not the largest
+        size = (knobs or [model.knobs[0].default])[0]
+        macs = model.spec.submodels[model.spec.index(size)].spec.macs_per_sample
     period_us = block / rate * 1e6
     return {
         "block": block, "rate": rate, "seconds": audio_s,

@@ -127,6 +127,12 @@ class _Reader:
             self.fail(f + "config", "missing or not an object")
         readers = {"WaveNet": self.wavenet, "LSTM": self.lstm, "Linear": self.linear,
                    "ConvNet": self.convnet, "SlimmableContainer": self.container}
+        if arch == "Sequential":
+            self.fail(f + "architecture", "'Sequential' is a model NAM's Python can train but "
+                                          "no NAM player reads (NAM's core has no Sequential, "
+                                          "init_from_nam none either), and the file does not "
+                                          "name its models' architectures; export its models "
+                                          "one by one")
         if not isinstance(arch, str) or arch not in readers:
             self.fail(f + "architecture", f"{arch!r} cannot be played (known: "
                                           f"{', '.join(readers)})")
