@@ -25,10 +25,11 @@ __all__ = ["reference_output"]
 
 def reference_output(path, x, knobs=(), exact=False):
     """One output sample per sample of `x`: what the model in `path` computes for the whole
-    mono signal `x`, with constant knob values `knobs` (input columns after the audio
-    sample) for conditioned recurrent models. float32 as the model runs in its own framework,
-    or, with `exact`, the same computation in float64 (the rounding-free answer both float32
-    implementations approximate)."""
+    mono signal `x`, with constant knob values `knobs`: input columns after the audio sample
+    for conditioned recurrent models, the condition inputs of a knob-conditioned NAM WaveNet,
+    the size of a slimmable NAM model (the pedal's knobs, in its order). float32 as the model
+    runs in its own framework, or, with `exact`, the same computation in float64 (the
+    rounding-free answer both float32 implementations approximate)."""
     path = os.fspath(path)
     dtype = torch.float64 if exact else torch.float32
     previous = torch.get_default_dtype()
