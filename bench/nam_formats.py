@@ -14,6 +14,7 @@ of --repeats runs, where --core-bench names it (BENCH model.nam BLOCK SECONDS RU
 """
 import argparse
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -59,8 +60,9 @@ def accuracy(core_render):
                          np.abs(ref32 - exact).max(),
                          None if core is None else np.abs(ours - core).max()))
             print(rows[-1], flush=True)
-    lines = ["Machine-independent: 2 s of guitar, 64-frame blocks. Max abs differences; "
-             "peak is the model's output peak.", "",
+    lines = ["2 s of guitar (pedal.signals.guitar_phrase) in 64-frame blocks; max abs "
+             "differences; peak: the output's. RENDER: a renderer around NAM core's get_dsp, "
+             "Reset and process (commit daae2d0, fast tanh off), raw float32 in and out.", "",
              "| file | size | peak | kernels vs NAM Python (float32) | kernels vs float64 | "
              "NAM Python float32 vs float64 | kernels vs NAM core |",
              "|---|---|---|---|---|---|---|"]
@@ -101,8 +103,11 @@ def speed(core_bench, repeats):
                                       str(size)], capture_output=True, text=True, check=True)
                 # file,block,seconds,runs,median_ms,min_ms,max_ms,median_rtf
                 core[size].append(float(out.stdout.strip().splitlines()[-1].split(",")[4]))
-    lines = [f"{SECONDS:g} s of guitar at 48 kHz in 64-frame blocks, one thread; milliseconds "
-             f"to process it (median of {repeats} runs, the two interleaved).", "",
+    load = os.getloadavg()[0]
+    lines = [f"Machine: {platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} "
+             f"while measuring). {SECONDS:g} s of guitar at 48 kHz in 64-frame blocks, one "
+             f"thread; milliseconds to process it (median of {repeats} runs, the two "
+             f"interleaved).", "",
              "| submodel | pedal kernels (ms) | NAM core A2 fast path (ms) | ratio |",
              "|---|---|---|---|"]
     for size, label in ((0.25, "A2-Lite (3 channels)"), (1.0, "A2-Full (8 channels)")):
