@@ -5,7 +5,8 @@ Slimmable holds one processor per size, all allocated at reset; one plays. A new
 `size` knob, set_knob(0, value)) first runs beside the playing one on the live input until
 its history is the input's (its receptive field, at least WARM_S, at most MAX_WARM_S), then
 takes over with a crossfade of FADE_S: no click, and no silence-primed start as a freshly
-loaded model has. Only while switching do two sizes run.
+loaded model has. Only while switching do two sizes run. Each size can carry a gain
+(set_gains: the loader matches their loudness, so a size change is not a level change).
 """
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -21,6 +22,7 @@ cdef class Slimmable(Processor):
     submodels' processors, smallest first."""
     cdef void** procs        # the submodels' processors (kept alive by _subs)
     cdef int* warm           # frames each submodel runs unheard before it fades in
+    cdef float* gains        # each submodel's output gain (1 unless set_gains)
     cdef int nsubs
     cdef int active          # the submodel heard
     cdef int incoming        # the one warming up or fading in, or -1
@@ -36,18 +38,21 @@ cdef class Slimmable(Processor):
     def __cinit__(self, *args, **kwargs):
         self.procs = NULL
         self.warm = NULL
+        self.gains = NULL
 
     def __init__(self, spec, subs):
         self._spec, self._subs = spec, list(subs)
         self.nsubs = len(self._subs)
         self.procs = <void**>PyMem_Malloc(self.nsubs * sizeof(void*))
         self.warm = <int*>PyMem_Malloc(self.nsubs * sizeof(int))
-        if self.procs == NULL or self.warm == NULL:
+        self.gains = <float*>PyMem_Malloc(self.nsubs * sizeof(float))
+        if self.procs == NULL or self.warm == NULL or self.gains == NULL:
             raise MemoryError()
         for i, sub in enumerate(self._subs):
             if not isinstance(sub, Processor):
                 raise TypeError("a slimmable model's submodels must be kernels")
             self.procs[i] = <void*>sub
+            self.gains[i] = 1
         self.size = 1.0
         self.target = self.active = spec.index(1.0)
         self.incoming = -1
@@ -55,6 +60,7 @@ cdef class Slimmable(Processor):
     def __dealloc__(self):
         PyMem_Free(self.procs)
         PyMem_Free(self.warm)
+        PyMem_Free(self.gains)
 
     @property
     def playing(self):
@@ -75,6 +81,13 @@ cdef class Slimmable(Processor):
         self.active, self.incoming = self.target, -1
         return 0
 
+    def set_gains(self, gains):
+        """One output gain per submodel, smallest first (not from the audio thread)."""
+        if len(gains) != self.nsubs:
+            raise ValueError(f"{len(gains)} gains for {self.nsubs} submodels")
+        for i, g in enumerate(gains):
+            self.gains[i] = g
+
     def set_knob(self, int index, float value):
         """Knob 0 is the size (0..1). Called from the audio thread between blocks."""
         if index != 0:
@@ -88,6 +101,7 @@ cdef class Slimmable(Processor):
         elif self.incoming >= 0 and self.target == self.active and self.warm_left > 0:
             self.incoming = -1                  # asked back before the new one was heard
         (<Processor>self.procs[self.active])._run(x, self.scratch if x == y else y, n)
+        _scale(self.scratch if x == y else y, self.gains[self.active], n)
         if x == y:
             self._swap_in_place(x, y, n)
             return
@@ -100,6 +114,7 @@ cdef class Slimmable(Processor):
         cdef float g
         if self.incoming >= 0:
             (<Processor>self.procs[self.incoming])._run(x, y, n)   # y now the incoming's
+            _scale(y, self.gains[self.incoming], n)
             for t in range(n):
                 if self.warm_left > 0:
                     g = 0
@@ -117,6 +132,7 @@ cdef class Slimmable(Processor):
         if self.incoming < 0:
             return
         (<Processor>self.procs[self.incoming])._run(x, self.scratch, n)
+        _scale(self.scratch, self.gains[self.incoming], n)
         if self.warm_left <= 0:
             for t in range(n):
                 self.fade = min(self.fade + self.fade_step, <float>1)
@@ -128,3 +144,10 @@ cdef class Slimmable(Processor):
             self.warm_left -= n
         elif self.fade >= 1:
             self.active, self.incoming = self.incoming, -1
+
+
+cdef inline void _scale(float* y, float g, int n) noexcept nogil:
+    cdef int t
+    if g != 1:
+        for t in range(n):
+            y[t] = g * y[t]

@@ -119,3 +119,25 @@ def test_loader_picks_the_largest_size_that_fits(a2, monkeypatch):
     assert large.index == 1 and large.fits and large.size == 1.0
     entry = prepare_model(str(A2), chain)
     assert entry.knobs["size"][1].default == 1.0 and entry.processor.playing == 1
+
+
+def test_loader_matches_the_sizes_loudness(a2):
+    """A size change changes the tone, not the level (A2's sizes differ by 0.17 dB on the
+    pedal's guitar phrase, by 2.4 dB on NAM's loudness signal)."""
+    from pedal.dsp.loader import measure_loudness
+    from pedal.signals import guitar_phrase
+
+    raw = [measure_loudness(_at(build(a2), size), guitar_phrase(3.0, RATE, seed=21), RATE)
+           for size in (0.2, 1.0)]
+    assert abs(raw[0] - raw[1]) > 0.1
+    chain = Chain()
+    chain.reset(RATE, BLOCK)
+    proc = prepare_model(str(A2), chain).processor
+    matched = [measure_loudness(_at(proc, size), guitar_phrase(3.0, RATE, seed=21), RATE)
+               for size in (0.2, 1.0)]
+    assert abs(matched[0] - matched[1]) < 0.01
+
+
+def _at(proc, size):
+    proc.set_knob(0, size)
+    return proc

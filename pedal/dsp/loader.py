@@ -112,6 +112,14 @@ def prepare_model(path, chain) -> LoadedModel:
         knobs["size"] = (i, dataclasses.replace(knob, default=fit.size))
         proc.set_knob(i, fit.size)
         note = fit.describe(model.spec)
+        # Every size as loud as the one picked: a size change is not a level change.
+        phrase = guitar_phrase(3.0, chain.rate, seed=21)
+        levels = []
+        for index in range(len(model.spec.submodels)):
+            proc.set_knob(i, model.spec.size_for(index))
+            levels.append(measure_loudness(proc, phrase, chain.rate))
+        proc.set_gains([db_to_gain(levels[fit.index] - level) for level in levels])
+        proc.set_knob(i, fit.size)
     trim = input_trim(model, chain.interface_input_dbu)
     # Measured here on the same guitar for every model: loudness figures in files were
     # measured on whatever input their trainer used, so they do not compare across sources.
