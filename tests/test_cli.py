@@ -210,3 +210,12 @@ def test_python_module_entry_point(nam_path):
     r = subprocess.run([sys.executable, "-m", "pedal.cli", "info", nam_path],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "WaveNet" in r.stdout
+
+
+def test_convert_verify_checks_every_size(tmp_path, capsys):
+    src = os.path.join(os.path.dirname(__file__), "data", "nam_core", "slimmable_container.nam")
+    out = tmp_path / "slim.pedal"
+    assert convert.main([src, "-o", str(out), "--verify"]) == 0
+    text = capsys.readouterr().out
+    assert text.count(": pass") == 3 and "at size 0.165" in text and "at size 1:" in text
+    assert modelfile.load(out).architecture == "Slimmable"

@@ -35,10 +35,12 @@ class SlimmableSpec(Spec):
         return len(self.submodels) - 1
 
     def size_for(self, index: int) -> float:
-        """The largest size value that plays submodel `index`."""
+        """A size value that plays submodel `index`: 1 for the last, else the middle of its
+        range (well inside it, also as the kernels' float32)."""
         if index == len(self.submodels) - 1:
             return 1.0
-        return math.nextafter(self.submodels[index].max_value, -math.inf)
+        low = self.submodels[index - 1].max_value if index else 0.0
+        return (max(low, 0.0) + self.submodels[index].max_value) / 2
 
     @property
     def macs_per_sample(self) -> int:
