@@ -20,6 +20,9 @@ cdef enum:
     ACT_SILU = 7
     ACT_SOFTSIGN = 8
     ACT_LEAKY_HARDTANH = 9
+    ACT_HARDSWISH = 10
+    ACT_PRELU = 11
+    ACT_SOFTSIGMOID = 12
 
 cdef enum:
     # Below this many multiply-adds per frame a plain loop beats the BLAS call overhead.
@@ -89,8 +92,25 @@ cdef inline float fast_tanhf(float x) noexcept nogil:
                * fabsf(x + <float>0.814642734961073 * x * ax)))
 
 
+# An activation with its parameters (pedal/model/arch/activations.py's Activation).
+cdef struct Act:
+    int kind
+    float alpha             # LeakyReLU/PReLU slope; LeakyHardtanh slope below lo
+    float lo                # Hardtanh and LeakyHardtanh bounds
+    float hi
+    float hi_slope          # LeakyHardtanh slope above hi
+    const float* slopes     # PReLU: one slope per row, or NULL for alpha on every row
+
+
 cdef inline void activate(int kind, float alpha, float* z, Py_ssize_t count) noexcept nogil:
-    """Apply activation `kind` in place; `alpha` is the slope or limit where one applies."""
+    """Apply activation `kind` in place with its default bounds; `alpha` is the slope."""
+    activate_range(kind, alpha, -1, 1, alpha, z, count)
+
+
+cdef inline void activate_range(int kind, float alpha, float lo, float hi, float hi_slope,
+                                float* z, Py_ssize_t count) noexcept nogil:
+    """Apply activation `kind` in place; `alpha` is the slope (below `lo` for the leaky
+    hardtanh), lo/hi the bounds of the hardtanhs."""
     cdef Py_ssize_t i
     cdef float v
     if kind == ACT_TANH:
@@ -99,13 +119,13 @@ cdef inline void activate(int kind, float alpha, float* z, Py_ssize_t count) noe
     elif kind == ACT_RELU:
         for i in range(count):
             z[i] = z[i] if z[i] > 0 else <float>0
-    elif kind == ACT_LEAKY_RELU:
+    elif kind == ACT_LEAKY_RELU or kind == ACT_PRELU:
         for i in range(count):
             z[i] = z[i] if z[i] > 0 else alpha * z[i]
     elif kind == ACT_HARDTANH:
         for i in range(count):
-            v = z[i] if z[i] < <float>1 else <float>1
-            z[i] = v if v > <float>-1 else <float>-1
+            v = z[i] if z[i] < hi else hi
+            z[i] = v if v > lo else lo
     elif kind == ACT_SIGMOID:
         for i in range(count):
             z[i] = sigmoidf(z[i])
@@ -121,10 +141,32 @@ cdef inline void activate(int kind, float alpha, float* z, Py_ssize_t count) noe
     elif kind == ACT_LEAKY_HARDTANH:
         for i in range(count):
             v = z[i]
-            if v > <float>1:
-                z[i] = <float>1 + alpha * (v - <float>1)
-            elif v < <float>-1:
-                z[i] = <float>-1 + alpha * (v + <float>1)
+            if v > hi:
+                z[i] = hi + hi_slope * (v - hi)
+            elif v < lo:
+                z[i] = lo + alpha * (v - lo)
+    elif kind == ACT_HARDSWISH:
+        for i in range(count):
+            v = z[i] + <float>3
+            v = v if v < <float>6 else <float>6
+            v = v if v > 0 else <float>0
+            z[i] = z[i] * v / <float>6
+    elif kind == ACT_SOFTSIGMOID:
+        for i in range(count):
+            z[i] = <float>0.5 * (<float>1 + z[i] / (<float>1 + fabsf(z[i])))
+
+
+cdef inline void apply_act(const Act* a, float* z, int rows, int n) noexcept nogil:
+    """Apply `a` in place to z (rows x n, column-major)."""
+    cdef int t, r
+    cdef float* col
+    if a.slopes == NULL:
+        activate_range(a.kind, a.alpha, a.lo, a.hi, a.hi_slope, z, <Py_ssize_t>rows * n)
+        return
+    for t in range(n):              # PReLU with a slope per row
+        col = z + t * rows
+        for r in range(rows):
+            col[r] = col[r] if col[r] > 0 else a.slopes[r] * col[r]
 
 
 cdef inline void matmul(int m, int n, int k, const float* a, int lda, const float* b, int ldb,

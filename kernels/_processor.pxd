@@ -1,4 +1,5 @@
 # The base of every kernel: the processor contract in Cython (see _processor.pyx).
+from _dsp cimport Act
 
 cdef class Processor:
     cdef readonly int max_block         # 0 until reset() succeeds
@@ -11,6 +12,7 @@ cdef class Processor:
     cdef float* _hold(self, arr) except NULL
     cdef float* _zeros(self, Py_ssize_t count) except NULL
     cdef double* _zeros_f64(self, Py_ssize_t count) except NULL
+    cdef int _act(self, Act* a, activation, int rows) except -1
     cdef int _allocate(self) except -1
     cdef int _check_block(self, Py_ssize_t n, Py_ssize_t room) except -1
     cdef void _run(self, const float* x, float* y, int n) noexcept nogil

@@ -35,6 +35,19 @@ cdef class Processor:
         self._keep.append(view)
         return &view[0]
 
+    cdef int _act(self, Act* a, activation, int rows) except -1:
+        """Fill `a` from a pedal.model.arch.activations.Activation applied to `rows` rows."""
+        a.kind, a.alpha = activation.code, activation.alpha
+        a.lo, a.hi, a.hi_slope = activation.min_val, activation.max_val, activation.max_slope
+        a.slopes = NULL
+        if len(activation.slopes) > 1:
+            if len(activation.slopes) != rows:
+                raise ValueError(f"{len(activation.slopes)} PReLU slopes for {rows} channels")
+            a.slopes = self._hold(np.asarray(activation.slopes, np.float32))
+        elif activation.slopes:
+            a.alpha = activation.slopes[0]
+        return 0
+
     cdef int _allocate(self) except -1:
         return 0
 

@@ -6,15 +6,14 @@ zeros in front; prewarming from silence after reset makes the first block match 
 """
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from _dsp cimport Conv, conv_input, conv_output, activate
+from _dsp cimport Act, Conv, apply_act, conv_input, conv_output
 from ._processor cimport Processor
 from libc.string cimport memcpy
 
 
 cdef struct Stage:
     Conv conv
-    int act
-    float alpha
+    Act act
     float* out       # cout x max_block
 
 
@@ -71,7 +70,7 @@ cdef class ConvStack(Processor):
             s.conv.buf = self._zeros(s.conv.length * s.conv.cin)
             s.conv.w = self._hold(np.asarray(self._tensors[f"c{i}.w"], np.float32).transpose(2, 1, 0))
             s.conv.bias = self._hold(self._tensors[f"c{i}.b"]) if l.bias else NULL
-            s.act, s.alpha = l.activation.code, l.activation.alpha
+            self._act(&s.act, l.activation, s.conv.cout)
             s.out = self._zeros(s.conv.cout * max_block)
         return 0
 
@@ -94,6 +93,6 @@ cdef class ConvStack(Processor):
             dst = conv_input(&s.conv, n)
             memcpy(dst, x, s.conv.cin * n * sizeof(float))
             conv_output(&s.conv, n, s.out, False)
-            activate(s.act, s.alpha, s.out, s.conv.cout * n)
+            apply_act(&s.act, s.out, s.conv.cout, n)
             x = s.out
         memcpy(y, x, self.stages[self.nstages - 1].conv.cout * n * sizeof(float))

@@ -192,7 +192,8 @@ cdef class PartitionedConvolver(Processor):
     """Processor: reset(sample_rate, max_block), process(inp, out). Output equals
     numpy.convolve(x, ir)[:len(x)] streamed, with latency_frames == 0.
 
-    ir: 1-D impulse response at the engine's rate. partition_size: P, a power of two >= 32;
+    ir: 1-D impulse response at the engine's rate; bias: added to every output frame (NAM's
+    Linear models have one). partition_size: P, a power of two >= 32;
     by default partition_size_for(len(ir)). Any P works with any max_block: calls are cut at
     partition boundaries, and the tail's products for the next partition are spread evenly
     over the calls of the current one, so per-call work follows the call's length.
@@ -213,9 +214,10 @@ cdef class PartitionedConvolver(Processor):
     cdef float* fdl       # K input spectra, 2B each
     cdef float* yacc      # 2B: the next partition's tail spectrum, being summed
     cdef float* yt        # 2P: inverse FFT; [P, 2P) is the tail output of this partition
+    cdef float bias
     cdef readonly int ir_length
 
-    def __init__(self, ir, partition_size=None):
+    def __init__(self, ir, partition_size=None, bias=0.0):
         ir = np.ascontiguousarray(ir, np.float32)
         if ir.ndim != 1 or len(ir) == 0:
             raise ValueError(f"ir must be 1-D and non-empty, got shape {ir.shape}")
@@ -226,6 +228,7 @@ cdef class PartitionedConvolver(Processor):
             raise ValueError(f"partition_size must be a power of two >= 32, got {partition_size}")
         self._ir, self._partition = ir, partition_size
         self.ir_length = len(ir)
+        self.bias = bias
 
     @property
     def latency_frames(self):
@@ -270,8 +273,9 @@ cdef class PartitionedConvolver(Processor):
         return self._hold(out)
 
     cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
-        cdef int m
+        cdef int m, i, total = n
         cdef float* cur
+        cdef float* y0 = y
         while n > 0:
             m = min(n, self.P - self.fill)
             cur = self.xin + self.P + self.fill
@@ -288,6 +292,9 @@ cdef class PartitionedConvolver(Processor):
             if self.fill == self.P:
                 self._partition_done()
             x, y, n = x + m, y + m, n - m
+        if self.bias != 0:
+            for i in range(total):
+                y0[i] = y0[i] + self.bias
 
     cdef void _accumulate(self, int upto) noexcept nogil:
         """yacc += H_k X_(m+1-k) for k = done+2 .. upto+1 (X_(m+1-k) sits k-1 slots back)."""

@@ -9,7 +9,7 @@ Input row 0 is the audio sample, rows 1.. are knob values (set_knob).
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
-from _dsp cimport matmul, activate, set_bias, tanh_f32, ACT_SIGMOID, ACT_TANH
+from _dsp cimport Act, activate, apply_act, matmul, set_bias, tanh_f32, ACT_SIGMOID, ACT_TANH
 from ._processor cimport Processor
 
 
@@ -34,8 +34,7 @@ cdef struct Dense:
     int cout
     const float* w         # (cout x cin) column-major
     const float* b
-    int act
-    float alpha
+    Act act
     float* out             # cout x max_block
 
 
@@ -119,7 +118,7 @@ cdef class Recurrent(Processor):
             d.cin, d.cout = cin, ds.size
             d.w = self._hold(np.asarray(t[f"d{k}.w"], np.float32).T)
             d.b = self._hold(t[f"d{k}.b"])
-            d.act, d.alpha = ds.activation.code, ds.activation.alpha
+            self._act(&d.act, ds.activation, d.cout)
             d.out = self._zeros(d.cout * max_block)
             cin = d.cout
         self.x = self._zeros(self.cin * max_block)
@@ -147,7 +146,7 @@ cdef class Recurrent(Processor):
             d = &self.dense[k]
             set_bias(d.out, d.b, d.cout, n)
             matmul(d.cout, n, d.cin, d.w, d.cout, src, src_rows, 1.0, d.out, d.cout)
-            activate(d.act, d.alpha, d.out, d.cout * n)
+            apply_act(&d.act, d.out, d.cout, n)
             src, src_rows = d.out, d.cout
         for t in range(n):
             y[t] = self.out_gain * (src[t] + self.skip * self.x[t * cin])

@@ -1,56 +1,94 @@
 # cython: language_level=3
-"""Streaming WaveNet with the semantics of Neural Amp Modeler's A1 family.
+"""Streaming WaveNet with the semantics of Neural Amp Modeler's (pedal/model/arch/wavenet.py).
 
-Per layer: z = conv(x) + mixer(condition); a = act(z) (gated: act(z1) * gate_act(z2), by
-default tanh and sigmoid);
-head_sum += a; x = x + layer1x1(a). Each layer array rechannels its input first, its head sum
-starts from the previous array's head output, and the last head output times head_scale is
-the model output. The condition is the model input.
+Per layer the dilated convolution, its bias and the input mixer are one matrix product over
+[taps; 1; condition] columns (`fused`); a layer with a FiLM site between the convolution and
+the mixer runs the two halves of that matrix apart. p = act(z) (gated: act(z1) * gate(z2));
+head_sum += p (or head1x1 @ p); x = x + layer1x1 @ p (or x + p). Each layer array
+rechannels its input, starts its head sum from the previous array's head output and ends with
+its head, a causal convolution of the head sum; the last head output times head_scale (then
+the post-stack head, if any) is the output.
 
-Knob conditioning (FiLM): z = gamma * z + beta per output channel, gamma = 1 + film_scale @ k,
-beta = film_shift @ k for the knob vector k. As both are constant between knob changes they
-are folded into the layer's fused matrix (columns scaled by gamma, beta added to the bias
-row) by set_knob, so the per-sample path is the same with or without knobs.
+The condition is the audio, the audio and knob values, the knob values alone, or the output
+of a nested WaveNet (the condition network) run on the audio. FiLM sites compute a scale and
+shift per sample from the condition: they change every sample, so they run as their own
+small products.
+
+Knob FiLM (the pedal's own conditioning): z = gamma * z + beta per output channel, gamma =
+1 + film_scale @ k, beta = film_shift @ k for the knob vector k. As both are constant between
+knob changes they are folded into the layer's fused matrix (columns scaled by gamma, beta
+added to the bias column) by set_knob, so the per-sample path is the same with or without
+knobs.
 """
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memset
-from _dsp cimport Conv, conv_input, conv_gather, matmul, activate, copy_add_bias, set_bias
+from _dsp cimport (Act, Conv, apply_act, conv_input, conv_output, conv_gather, matmul,
+                   copy_add_bias, set_bias)
 from ._processor cimport Processor
+
+from pedal.model.arch.wavenet import FILM_SITES
+
+cdef enum:
+    NSITES = 8
+    CONV_PRE = 0
+    CONV_POST = 1
+    MIXIN_PRE = 2
+    MIXIN_POST = 3
+    ACT_PRE = 4
+    ACT_POST = 5
+    LAYER1X1_POST = 6
+    HEAD1X1_POST = 7
+
+
+cdef struct Film:
+    int rows               # D, the rows it scales; 0: the site is off
+    int shift
+    const float* w         # ((1 + shift) * D x cond) column-major
+    const float* b
 
 
 cdef struct Layer:
     Conv conv              # the input history; conv.w is unused (see fused)
-    const float* fused     # (zc x width): the conv taps, the input mixer and the bias as one
-                           # column-major matrix, applied to [taps; condition; 1] columns
-    int width              # ksize*ch + cond + 1
-    const float* base      # (zc x width) the fused matrix without FiLM; fused is base itself
-                           # unless the model has knobs
-    float* film_fused      # FiLM only (else NULL): fused, recomputed from base by set_knob
-    const float* film_scale  # FiLM only: (zc x knobs) row-major, as in the model file
+    const float* fused     # (zc x width): the conv taps, the bias and the input mixer as one
+                           # column-major matrix, applied to [taps; 1; condition] columns
+    int width              # ksize*ch + 1 + cond
+    int taps               # ksize*ch
+    int split              # a FiLM site between conv and mixer: the two run apart
+    const float* base      # (zc x width) the fused matrix without knob FiLM; fused is base
+                           # itself unless the model has FiLM knobs
+    float* film_fused      # knob FiLM only (else NULL): fused, recomputed by set_knob
+    const float* film_scale  # knob FiLM only: (zc x knobs) row-major, as in the model file
     const float* film_shift
-    const float* out_w     # (ch x ch) column-major
+    const float* out_w     # (ch x B) column-major, NULL without the layer 1x1
     const float* out_b
-    int act
-    float alpha
+    const float* h1_w      # (h1 x B) column-major, NULL without the head 1x1
+    const float* h1_b
+    Act act
+    Act gate               # gated: p = act(z1) * s; blended: s * act(z1) + (1 - s) * z1,
+                           # where s = gate(z2)
     int gating             # 0 none, 1 gated, 2 blended
-    int gate_act           # gated: a = act(z1) * s; blended: s * act(z1) + (1 - s) * z1,
-                           # where s = gate_act(z2)
-    float gate_alpha
+    Film films[NSITES]
 
 
 cdef struct Array:
     int cin
-    int cond
     int ch
+    int width              # B
     int head
+    int h1                 # head 1x1 rows, 0 without
     int nlayers
     const float* rechannel  # (ch x cin)
-    const float* head_w     # (head x ch)
-    const float* head_b     # or NULL
+    Conv head_conv         # over the head sum (head_in rows): taps (head x head_in), bias
     Layer* layers
-    float* resid            # ch x max_block, the last layer's residual output
-    float* head_out         # head x max_block
+    float* resid           # ch x max_block, the last layer's residual output
+    float* head_out        # head x max_block
+
+
+cdef struct Block:         # a post-stack head block: activation, then convolution
+    Conv conv
+    Act act
+    float* out             # cout x max_block
 
 
 def _colmajor(w):
@@ -58,18 +96,48 @@ def _colmajor(w):
     return np.ascontiguousarray(np.asarray(w, np.float32).T)
 
 
+def _taps(w):
+    """(out, in, k) weights as k column-major (out x in) taps, for Conv.w."""
+    return np.ascontiguousarray(np.asarray(w, np.float32).transpose(2, 1, 0))
+
+
+cdef void _history(Processor owner, Conv* c, int rows, int dilation, int ksize,
+                   int max_block) except *:
+    c.cin, c.ksize, c.dil = rows, ksize, dilation
+    c.hist = dilation * (ksize - 1)
+    c.length = c.hist + 4 * max_block
+    c.pos = c.hist
+    c.buf = owner._zeros(c.length * rows)
+
+
 cdef class WaveNet(Processor):
     """Processor playing a pedal.model.arch.wavenet.WaveNetSpec with `tensors` (the model
-    file's names -> float32 arrays). With spec.knob_inputs > 0 FiLM is on, the knobs set by
+    file's names -> float32 arrays). Knobs (FiLM or condition knobs) are set by
     set_knob(index, value) (all 0 until set)."""
     cdef Array* arrays
     cdef int narrays
+    cdef Block* blocks
+    cdef int nblocks
     cdef float head_scale
+    cdef int out_rows
     cdef float* z
+    cdef float* zm         # split layers: the mixer's share
     cdef float* cols       # width x max_block: the gathered columns of the current layer
-    cdef float* a
-    cdef float* headacc
-    cdef int nknobs
+    cdef float* a          # gated layers: the activated rows
+    cdef float* xres       # conv_pre_film: the unfilmed layer input, for the residual
+    cdef float* rbuf       # layer1x1_post_film: the layer 1x1's output
+    cdef float* hbuf       # the head 1x1's output
+    cdef float* fbuf       # a FiLM site's scale and shift
+    cdef float* mbuf       # input_mixin_pre_film: the filmed condition
+    cdef float* cbuf       # the condition, when it is not the audio itself
+    cdef float* obuf       # the scaled head output, before the post-stack head
+    cdef int cond          # rows of the condition
+    cdef bint cond_audio
+    cdef bint input_is_condition
+    cdef void* cond_net    # the condition network (a WaveNet kept in _cond_net), or NULL
+    cdef object _cond_net
+    cdef int film_knobs
+    cdef int nknobs        # film_knobs + condition knobs
     cdef float[::1] knobs  # kept apart from _keep: knob values outlive reset()
     cdef float* knob_values
     cdef bint ready        # the layers exist for set_knob to update
@@ -78,17 +146,31 @@ cdef class WaveNet(Processor):
 
     def __cinit__(self, *args, **kwargs):
         self.arrays = NULL
-        self.narrays = 0
+        self.blocks = NULL
+        self.narrays = self.nblocks = 0
+        self.cond_net = NULL
         self.ready = False
 
     def __init__(self, spec, tensors):
         self._spec = spec
         self._tensors = tensors
+        self.film_knobs = spec.film_knobs
         self.nknobs = spec.knob_inputs
         self.knobs = np.zeros(max(self.nknobs, 1), np.float32)
         self.knob_values = &self.knobs[0]
         self.head_scale = float(np.asarray(tensors["head_scale"]).reshape(-1)[0])
         self.prewarm_samples = spec.prewarm_samples
+        self.out_rows = spec.out_channels
+        self.cond = spec.condition_width
+        self.cond_audio = spec.condition_audio
+        self.input_is_condition = spec.input_is_condition
+        self._cond_net = None
+        if spec.condition_dsp is not None:
+            nested = {k[5:]: v for k, v in tensors.items() if k.startswith("cond.")}
+            net = WaveNet(spec.condition_dsp, nested)
+            net.prewarm_samples = 0             # the outer prewarm runs through it
+            self._cond_net = net
+            self.cond_net = <void*>net
 
     @property
     def receptive_field(self):
@@ -103,15 +185,18 @@ cdef class WaveNet(Processor):
             for i in range(self.narrays):
                 PyMem_Free(self.arrays[i].layers)
             PyMem_Free(self.arrays)
+        PyMem_Free(self.blocks)
         self.arrays = NULL
-        self.narrays = 0
+        self.blocks = NULL
+        self.narrays = self.nblocks = 0
 
     cdef int _allocate(self) except -1:
-        cdef int i, j, zc, max_block = self.max_block
+        cdef int i, max_block = self.max_block
         cdef Array* arr
-        cdef Layer* lay
         self.ready = False
         self._free()
+        if self._cond_net is not None:
+            self._cond_net.reset(self.sample_rate, max_block)
         t = self._tensors
         specs = self._spec.layer_arrays
         self.narrays = len(specs)
@@ -119,62 +204,111 @@ cdef class WaveNet(Processor):
         if self.arrays == NULL:
             raise MemoryError()
         memset(self.arrays, 0, self.narrays * sizeof(Array))
-        maxz = maxw = 1
+        sizes = {"z": 1, "cols": 1, "rows": 1, "film": 1}
         for i, spec in enumerate(specs):
             arr = &self.arrays[i]
-            arr.cin, arr.cond = spec.input_size, spec.condition_size
-            arr.ch, arr.head = spec.channels, spec.head_size
+            arr.cin, arr.ch, arr.width = spec.input_size, spec.channels, spec.width
+            arr.head, arr.h1 = spec.head_size, spec.head1x1_size
             arr.layers = <Layer*>PyMem_Malloc(len(spec.layers) * sizeof(Layer))
             if arr.layers == NULL:
                 raise MemoryError()
+            memset(arr.layers, 0, len(spec.layers) * sizeof(Layer))
             arr.nlayers = len(spec.layers)
             arr.rechannel = self._hold(_colmajor(t[f"a{i}.rechannel"]))
-            arr.head_w = self._hold(_colmajor(t[f"a{i}.head_w"]))
-            arr.head_b = self._hold(t[f"a{i}.head_b"]) if spec.head_bias else NULL
+            head_w = np.asarray(t[f"a{i}.head_w"], np.float32)
+            _history(self, &arr.head_conv, spec.head_in, spec.head_dilation,
+                     spec.head_kernel_size, max_block)
+            arr.head_conv.cout = spec.head_size
+            arr.head_conv.w = self._hold(_taps(head_w.reshape(head_w.shape[:2] + (-1,))))
+            arr.head_conv.bias = self._hold(t[f"a{i}.head_b"]) if spec.head_bias else NULL
             arr.resid = self._zeros(arr.ch * max_block)
             arr.head_out = self._zeros(arr.head * max_block)
+            sizes["rows"] = max(sizes["rows"], spec.channels, spec.width, spec.head1x1_size)
             for j, ls in enumerate(spec.layers):
-                lay = &arr.layers[j]
-                p = f"a{i}.l{j}."
-                zc = spec.z_channels(ls)
-                maxz = max(maxz, zc)
-                lay.gating = ls.gating_code
-                lay.act, lay.alpha = ls.activation.code, ls.activation.alpha
-                lay.gate_act, lay.gate_alpha = ls.gate_activation.code, ls.gate_activation.alpha
-                k = ls.kernel_size
-                w = np.asarray(t[p + "conv_w"], np.float32)            # (zc, ch, k)
-                lay.base = self._hold(np.concatenate([
-                    w.transpose(2, 1, 0).reshape(k * arr.ch, zc),      # tap-major rows
-                    np.asarray(t[p + "mixer"], np.float32).T,          # (cond, zc)
-                    np.asarray(t[p + "conv_b"], np.float32)[None, :]]))
-                lay.width = k * arr.ch + arr.cond + 1
-                lay.fused = lay.base
-                lay.film_fused = NULL
-                lay.film_scale = lay.film_shift = NULL
-                if self.nknobs:
-                    lay.film_fused = self._zeros(zc * lay.width)
-                    lay.fused = lay.film_fused
-                    lay.film_scale = self._hold(t[p + "film_scale"])
-                    lay.film_shift = self._hold(t[p + "film_shift"])
-                maxw = max(maxw, lay.width)
-                lay.out_w = self._hold(_colmajor(t[p + "out_w"]))
-                lay.out_b = self._hold(t[p + "out_b"])
-                lay.conv.w = NULL
-                lay.conv.bias = NULL
-                lay.conv.cin, lay.conv.cout = arr.ch, zc
-                lay.conv.ksize, lay.conv.dil = k, ls.dilation
-                lay.conv.hist = ls.dilation * (k - 1)
-                lay.conv.length = lay.conv.hist + 4 * max_block
-                lay.conv.pos = lay.conv.hist
-                lay.conv.buf = self._zeros(lay.conv.length * arr.ch)
-        maxch = max(s.channels for s in specs)
-        self.z = self._zeros(maxz * max_block)
-        self.cols = self._zeros(maxw * max_block)
-        self.a = self._zeros(maxch * max_block)
-        self.headacc = self._zeros(maxch * max_block)
+                self._layer(&arr.layers[j], spec, ls, f"a{i}.l{j}.", sizes)
+        self._post_head(t)
+        rows = max(sizes["rows"], self.cond)
+        self.z = self._zeros(sizes["z"] * max_block)
+        self.zm = self._zeros(sizes["z"] * max_block)
+        self.cols = self._zeros(sizes["cols"] * max_block)
+        self.a = self._zeros(rows * max_block)
+        self.xres = self._zeros(rows * max_block)
+        self.rbuf = self._zeros(rows * max_block)
+        self.hbuf = self._zeros(rows * max_block)
+        self.fbuf = self._zeros(sizes["film"] * max_block)
+        self.mbuf = self._zeros(self.cond * max_block)
+        self.cbuf = self._zeros(self.cond * max_block)
+        self.obuf = self._zeros(self._spec.out_channels_before_head * max_block)
         self.ready = True
         with nogil:
-            self._film()
+            self._fold_knobs()
+        return 0
+
+    cdef int _layer(self, Layer* lay, spec, ls, p, dict sizes) except -1:
+        """One layer's weights and history (spec: its LayerArray, ls: its WaveNetLayer)."""
+        t = self._tensors
+        cdef int ch = spec.channels, zc = spec.z_channels(ls), k = ls.kernel_size
+        cdef int cond = spec.condition_size, max_block = self.max_block
+        cdef Film* f
+        sizes["z"] = max(sizes["z"], zc)
+        lay.gating = ls.gating_code
+        self._act(&lay.act, ls.activation, spec.width)
+        self._act(&lay.gate, ls.gate_activation, spec.width)
+        w = np.asarray(t[p + "conv_w"], np.float32)                     # (zc, ch, k)
+        lay.base = self._hold(np.concatenate([
+            w.transpose(2, 1, 0).reshape(k * ch, zc),                   # tap-major rows
+            np.asarray(t[p + "conv_b"], np.float32)[None, :],
+            np.asarray(t[p + "mixer"], np.float32).T]))                 # (cond, zc)
+        lay.taps = k * ch
+        lay.width = lay.taps + 1 + cond
+        sizes["cols"] = max(sizes["cols"], lay.width)
+        lay.fused = lay.base
+        lay.film_fused = NULL
+        if self.film_knobs:
+            lay.film_fused = self._zeros(zc * lay.width)
+            lay.fused = lay.film_fused
+            lay.film_scale = self._hold(t[p + "film_scale"])
+            lay.film_shift = self._hold(t[p + "film_shift"])
+        if spec.layer1x1:
+            lay.out_w = self._hold(_colmajor(t[p + "out_w"]))
+            lay.out_b = self._hold(t[p + "out_b"])
+        if spec.head1x1_size:
+            lay.h1_w = self._hold(_colmajor(t[p + "head1x1_w"]))
+            lay.h1_b = self._hold(t[p + "head1x1_b"])
+        for site, shift in ls.films:
+            f = &lay.films[FILM_SITES.index(site)]
+            f.rows, f.shift = spec.film_rows(ls, site), shift
+            f.w = self._hold(_colmajor(t[f"{p}{site}_w"]))
+            f.b = self._hold(t[f"{p}{site}_b"])
+            sizes["film"] = max(sizes["film"], (1 + shift) * f.rows)
+        lay.split = (lay.films[CONV_POST].rows or lay.films[MIXIN_PRE].rows
+                     or lay.films[MIXIN_POST].rows) != 0
+        lay.conv.w = NULL
+        lay.conv.bias = NULL
+        lay.conv.cout = zc
+        _history(self, &lay.conv, ch, ls.dilation, k, max_block)
+        return 0
+
+    cdef int _post_head(self, t) except -1:
+        cdef Block* blk
+        head = self._spec.head
+        if head is None:
+            return 0
+        self.nblocks = len(head.kernel_sizes)
+        self.blocks = <Block*>PyMem_Malloc(self.nblocks * sizeof(Block))
+        if self.blocks == NULL:
+            raise MemoryError()
+        memset(self.blocks, 0, self.nblocks * sizeof(Block))
+        cin = self._spec.out_channels_before_head
+        for b, (cout, k) in enumerate(zip(head.channels, head.kernel_sizes)):
+            blk = &self.blocks[b]
+            _history(self, &blk.conv, cin, 1, k, self.max_block)
+            blk.conv.cout = cout
+            blk.conv.w = self._hold(_taps(t[f"head.{b}.w"]))
+            blk.conv.bias = self._hold(t[f"head.{b}.b"])
+            self._act(&blk.act, head.activation, cin)
+            blk.out = self._zeros(cout * self.max_block)
+            cin = cout
         return 0
 
     def set_knob(self, int index, float value):
@@ -183,13 +317,13 @@ cdef class WaveNet(Processor):
         if not 0 <= index < self.nknobs:
             raise IndexError(f"knob {index} out of range (model has {self.nknobs})")
         self.knob_values[index] = value
-        if self.ready:
+        if self.ready and index < self.film_knobs:
             with nogil:
-                self._film()
+                self._fold_knobs()
 
-    cdef void _film(self) noexcept nogil:
+    cdef void _fold_knobs(self) noexcept nogil:
         """Every layer's fused matrix from its base with the current knobs' gamma and beta."""
-        cdef int i, j, c, q, r, zc, w, nk = self.nknobs
+        cdef int i, j, c, q, r, zc, w, nk = self.film_knobs
         cdef float gamma, beta
         cdef Layer* lay
         if nk == 0:
@@ -205,81 +339,180 @@ cdef class WaveNet(Processor):
                         beta = beta + lay.film_shift[c * nk + q] * self.knob_values[q]
                     for r in range(w):
                         lay.film_fused[r * zc + c] = gamma * lay.base[r * zc + c]
-                    lay.film_fused[(w - 1) * zc + c] += beta
+                    lay.film_fused[lay.taps * zc + c] += beta
 
     cdef void _run(self, const float* x, float* y, int n) noexcept nogil:
-        cdef int i, t
-        cdef const float* src = x
-        cdef int src_ld = 1
+        self._forward(x, y, n)
+
+    cdef void _forward(self, const float* x, float* y, int n) noexcept nogil:
+        """y (out_rows x n) for the audio block x."""
+        cdef int i, t, q, cw = self.cond, k0 = 1 if self.cond_audio else 0
+        cdef const float* c = x
+        cdef const float* src
+        cdef int src_ld
         cdef Array* arr = self.arrays
+        if self.cond_net != NULL:
+            (<WaveNet>self.cond_net)._forward(x, self.cbuf, n)
+            c = self.cbuf
+        elif cw > 1 or not self.cond_audio:
+            for t in range(n):
+                if self.cond_audio:
+                    self.cbuf[t * cw] = x[t]
+                for q in range(cw - k0):
+                    self.cbuf[t * cw + k0 + q] = self.knob_values[self.film_knobs + q]
+            c = self.cbuf
+        src, src_ld = x, 1
+        if self.input_is_condition:
+            src, src_ld = c, cw
         for i in range(self.narrays):
             arr = &self.arrays[i]
-            self._array(arr, i, x, src, src_ld, n)
+            self._array(arr, i, c, src, src_ld, n)
             src, src_ld = arr.resid, arr.ch
-        cdef const float* head = arr.head_out
-        for t in range(n):
-            y[t] = self.head_scale * head[t * arr.head]
+        cdef float* out = y if self.nblocks == 0 else self.obuf
+        for t in range(n * arr.head):
+            out[t] = self.head_scale * arr.head_out[t]
+        if self.nblocks:
+            self._post(out, y, n)
 
-    cdef void _array(self, Array* arr, int i, const float* x, const float* src, int src_ld,
+    cdef void _post(self, const float* v, float* y, int n) noexcept nogil:
+        """The post-stack head: per block, activation then convolution."""
+        cdef int b
+        cdef Block* blk
+        cdef float* dst
+        for b in range(self.nblocks):
+            blk = &self.blocks[b]
+            dst = conv_input(&blk.conv, n)
+            memcpy(dst, v, blk.conv.cin * n * sizeof(float))
+            apply_act(&blk.act, dst, blk.conv.cin, n)
+            conv_output(&blk.conv, n, blk.out, False)
+            v = blk.out
+        memcpy(y, v, self.out_rows * n * sizeof(float))
+
+    cdef void _array(self, Array* arr, int i, const float* c, const float* src, int src_ld,
                      int n) noexcept nogil:
         """One layer array: rechannel its input, run its layers, apply its head."""
         cdef int j, ch = arr.ch
         cdef float* first = conv_input(&arr.layers[0].conv, n)
+        cdef float* head_sum = conv_input(&arr.head_conv, n)
+        cdef int rows = arr.head_conv.cin
         matmul(ch, n, arr.cin, arr.rechannel, ch, src, src_ld, 0.0, first, ch)
         if i == 0:
-            memset(self.headacc, 0, ch * n * sizeof(float))
+            memset(head_sum, 0, rows * n * sizeof(float))
         else:
-            memcpy(self.headacc, self.arrays[i - 1].head_out, ch * n * sizeof(float))
+            memcpy(head_sum, self.arrays[i - 1].head_out, rows * n * sizeof(float))
         for j in range(arr.nlayers):
-            self._layer(arr, j, x, n)
-        set_bias(arr.head_out, arr.head_b, arr.head, n)
-        matmul(arr.head, n, ch, arr.head_w, arr.head, self.headacc, ch, 1.0, arr.head_out,
-               arr.head)
+            self._layer_run(arr, j, c, head_sum, n)
+        conv_output(&arr.head_conv, n, arr.head_out, False)
 
-    cdef void _layer(self, Array* arr, int j, const float* x, int n) noexcept nogil:
-        """z = [taps; condition; 1] @ fused; a = act(z); head += a; next = x + out(a)."""
+    cdef void _film(self, const Film* f, float* v, const float* c, int n) noexcept nogil:
+        """v (rows x n) = scale * v + shift, both computed from the condition c."""
+        cdef int t, d, rows = f.rows, r2 = (1 + f.shift) * f.rows
+        cdef float* fs = self.fbuf
+        cdef float* vt
+        set_bias(fs, f.b, r2, n)
+        matmul(r2, n, self.cond, f.w, r2, c, self.cond, 1.0, fs, r2)
+        for t in range(n):
+            vt = v + t * rows
+            if f.shift:
+                for d in range(rows):
+                    vt[d] = fs[t * r2 + d] * vt[d] + fs[t * r2 + rows + d]
+            else:
+                for d in range(rows):
+                    vt[d] = fs[t * r2 + d] * vt[d]
+
+    cdef void _layer_run(self, Array* arr, int j, const float* c, float* head_sum,
+                         int n) noexcept nogil:
+        """z = [taps; 1; condition] @ fused; p = act(z); head += p; next = x + out(p)."""
         cdef Layer* lay = &arr.layers[j]
-        cdef int t, c, ch = arr.ch, cond = arr.cond, zc = lay.conv.cout, w = lay.width
-        cdef int taps = w - cond - 1
+        cdef int t, q, ch = arr.ch, cond = self.cond, zc = lay.conv.cout, w = lay.width
+        cdef int taps = lay.taps, width = arr.width
         # locals, not self.*: GCC then vectorizes the loops below
         cdef float* cols = self.cols
         cdef float* z = self.z
-        cdef float* head = self.headacc
-        cdef float* act = z
+        cdef float* p = z
         cdef float* xin = lay.conv.buf + lay.conv.pos * ch
+        cdef float* xbase = xin
         cdef float* dst
+        cdef float* head = head_sum
+        cdef float* h
+        if lay.films[CONV_PRE].rows:
+            xbase = self.xres
+            memcpy(xbase, xin, ch * n * sizeof(float))
+            self._film(&lay.films[CONV_PRE], xin, c, n)
         conv_gather(&lay.conv, n, cols, w)
         for t in range(n):
-            for c in range(cond):
-                cols[t * w + taps + c] = x[t * cond + c]
-            cols[t * w + w - 1] = 1
-        matmul(zc, n, w, lay.fused, zc, cols, w, 0.0, z, zc)
-        if lay.gating:
-            act = self.a
-            self._gate(lay, n, ch)
+            cols[t * w + taps] = 1
+        if lay.split:
+            self._split(lay, c, n)
         else:
-            activate(lay.act, lay.alpha, act, ch * n)
-        for t in range(ch * n):
-            head[t] += act[t]
+            for t in range(n):
+                for q in range(cond):
+                    cols[t * w + taps + 1 + q] = c[t * cond + q]
+            matmul(zc, n, w, lay.fused, zc, cols, w, 0.0, z, zc)
+        if lay.films[ACT_PRE].rows:
+            self._film(&lay.films[ACT_PRE], z, c, n)
+        if lay.gating:
+            p = self.a
+            self._gate(lay, n, width)
+        else:
+            apply_act(&lay.act, z, width, n)
+        if lay.films[ACT_POST].rows:
+            self._film(&lay.films[ACT_POST], p, c, n)
+        h = p
+        if arr.h1:
+            h = self.hbuf
+            set_bias(h, lay.h1_b, arr.h1, n)
+            matmul(arr.h1, n, width, lay.h1_w, arr.h1, p, width, 1.0, h, arr.h1)
+            if lay.films[HEAD1X1_POST].rows:
+                self._film(&lay.films[HEAD1X1_POST], h, c, n)
+        for t in range(arr.head_conv.cin * n):
+            head[t] += h[t]
         dst = conv_input(&arr.layers[j + 1].conv, n) if j + 1 < arr.nlayers else arr.resid
-        copy_add_bias(dst, xin, lay.out_b, ch, n)
-        matmul(ch, n, ch, lay.out_w, ch, act, ch, 1.0, dst, ch)
+        if lay.out_w == NULL:                       # no layer 1x1: x + p (B == C)
+            for t in range(ch * n):
+                dst[t] = xbase[t] + p[t]
+        elif lay.films[LAYER1X1_POST].rows:
+            set_bias(self.rbuf, lay.out_b, ch, n)
+            matmul(ch, n, width, lay.out_w, ch, p, width, 1.0, self.rbuf, ch)
+            self._film(&lay.films[LAYER1X1_POST], self.rbuf, c, n)
+            for t in range(ch * n):
+                dst[t] = xbase[t] + self.rbuf[t]
+        else:
+            copy_add_bias(dst, xbase, lay.out_b, ch, n)
+            matmul(ch, n, width, lay.out_w, ch, p, width, 1.0, dst, ch)
 
-    cdef void _gate(self, Layer* lay, int n, int ch) noexcept nogil:
-        """a (ch x n) from z (2ch x n): gated act(z1) * s, blended s * act(z1) + (1 - s) * z1."""
-        cdef int t, c, zc = 2 * ch
+    cdef void _split(self, Layer* lay, const float* c, int n) noexcept nogil:
+        """z = conv_post_film(conv + b) + input_mixin_post_film(mixer @ input_mixin_pre_film(c))."""
+        cdef int t, zc = lay.conv.cout, cond = self.cond
+        cdef const float* m = c
+        matmul(zc, n, lay.taps + 1, lay.fused, zc, self.cols, lay.width, 0.0, self.z, zc)
+        if lay.films[CONV_POST].rows:
+            self._film(&lay.films[CONV_POST], self.z, c, n)
+        if lay.films[MIXIN_PRE].rows:
+            memcpy(self.mbuf, c, cond * n * sizeof(float))
+            self._film(&lay.films[MIXIN_PRE], self.mbuf, c, n)
+            m = self.mbuf
+        matmul(zc, n, cond, lay.fused + (lay.taps + 1) * zc, zc, m, cond, 0.0, self.zm, zc)
+        if lay.films[MIXIN_POST].rows:
+            self._film(&lay.films[MIXIN_POST], self.zm, c, n)
+        for t in range(zc * n):
+            self.z[t] += self.zm[t]
+
+    cdef void _gate(self, Layer* lay, int n, int width) noexcept nogil:
+        """p (B x n) from z (2B x n): gated act(z1) * s, blended s * act(z1) + (1 - s) * z1."""
+        cdef int t, c, zc = 2 * width
         cdef float* z
         cdef float* a
         for t in range(n):
             z = self.z + t * zc
-            a = self.a + t * ch
+            a = self.a + t * width
             if lay.gating == 2:
-                memcpy(a, z, ch * sizeof(float))
-            activate(lay.act, lay.alpha, z, ch)
-            activate(lay.gate_act, lay.gate_alpha, z + ch, ch)
+                memcpy(a, z, width * sizeof(float))
+            apply_act(&lay.act, z, width, 1)
+            apply_act(&lay.gate, z + width, width, 1)
             if lay.gating == 1:
-                for c in range(ch):
-                    a[c] = z[c] * z[ch + c]
+                for c in range(width):
+                    a[c] = z[c] * z[width + c]
             else:
-                for c in range(ch):
-                    a[c] = z[ch + c] * z[c] + (1 - z[ch + c]) * a[c]
+                for c in range(width):
+                    a[c] = z[width + c] * z[c] + (1 - z[width + c]) * a[c]

@@ -576,6 +576,103 @@ def test_nam_generated_valid_wavenets_play(workdir, data):
     assert np.all(np.isfinite(plays(model)))
 
 
+CORE_DIR = Path(__file__).parent / "data" / "nam_core"
+FEATURE_FILES = ("wavenet_a2_max.nam", "slimmable_wavenet.nam", "slimmable_container.nam",
+                 "wavenet_condition_dsp.nam")
+
+
+def in_file_terms(path, doc):
+    """Load; a refusal must name the file's own fields, never the pedal's config names."""
+    model = refused(write_json(path, doc))
+    if model is None:
+        with pytest.raises(ModelError) as info:
+            load_model(path)
+        assert "layer_arrays" not in info.value.problem, info.value.problem
+    else:
+        plays(model)
+    return model
+
+
+@fuzz(300)
+@given(data=st.data())
+def test_nam_feature_file_mutations(workdir, data):
+    """NAM core's example files (every 0.6 field, condition network, slimmable, container)."""
+    name = data.draw(st.sampled_from(FEATURE_FILES))
+    doc = json.loads((CORE_DIR / name).read_text())
+    in_file_terms(workdir / "feature.nam", mutated(data, doc))
+
+
+# the 0.6/0.7 fields of a layer array, and values for them
+NEW_FIELDS = {
+    "bottleneck": SPECIAL, "groups_input": SPECIAL, "groups_input_mixin": SPECIAL,
+    "kernel_sizes": SPECIAL + [[3, 3, 3, 3], [3, 0], [6] * 2],
+    "head": SPECIAL + [{"out_channels": 1, "kernel_size": 16, "bias": True},
+                       {"out_channels": 2, "kernel_size": 0}, {"kernel_size": 10 ** 9}],
+    "head1x1": SPECIAL + [{"active": True, "out_channels": 3, "groups": 3},
+                          {"active": True, "out_channels": 10 ** 9, "groups": 1}],
+    "layer1x1": SPECIAL + [{"active": False, "groups": 1}, {"active": True, "groups": 5}],
+    "conv_pre_film": SPECIAL + [{"active": True, "shift": False, "groups": 2},
+                                {"active": True, "groups": 7}],
+    "head1x1_post_film": SPECIAL + [{"active": True}],
+    "gating_mode": SPECIAL + [["gated", "blended", "none", "xor"]],
+    "secondary_activation": SPECIAL + [{"type": "PReLU", "negative_slopes": [0.1] * 9}],
+    "activation": SPECIAL + [{"type": "PReLU", "negative_slopes": [0.1, 0.2]},
+                             {"type": "Hardtanh", "min_val": "x"}, {"type": "ELU"}],
+    "slimmable": SPECIAL + [{"method": "slice_channels_uniform",
+                             "kwargs": {"allowed_channels": [2, 1]}},
+                            {"method": "slice_channels_uniform", "kwargs": {}}],
+    "condition_size": SPECIAL, "input_size": SPECIAL,
+}
+
+
+@fuzz(300)
+@given(data=st.data())
+def test_nam_targeted_new_fields(workdir, data):
+    name = data.draw(st.sampled_from(("wavenet_a2_max.nam", "wavenet_condition_dsp.nam",
+                                      "slimmable_wavenet.nam")))
+    doc = json.loads((CORE_DIR / name).read_text())
+    arrays = doc["config"]["layers"]
+    if name != "slimmable_wavenet.nam" and data.draw(st.booleans()):
+        arrays = doc["config"]["condition_dsp"]["config"]["layers"]
+    arr = arrays[data.draw(st.integers(0, len(arrays) - 1))]
+    key = data.draw(st.sampled_from(sorted(NEW_FIELDS)))
+    arr[key] = data.draw(st.sampled_from(NEW_FIELDS[key]))
+    if data.draw(st.booleans()):
+        doc["config"][data.draw(st.sampled_from(["head", "in_channels", "condition_dsp"]))] = \
+            data.draw(st.sampled_from(SPECIAL + [{"channels": 2, "kernel_sizes": [2],
+                                                  "activation": "Tanh", "out_channels": 1}]))
+    in_file_terms(workdir / "target_new.nam", doc)
+
+
+def _linear_doc(taps=8):
+    return {"version": "0.5.4", "architecture": "Linear", "sample_rate": 48000,
+            "config": {"receptive_field": taps, "bias": True},
+            "weights": [0.1] * (taps + 1)}
+
+
+def _convnet_doc(ch=3, dil=(1, 2), batchnorm=True):
+    count = sum(ch * (1 if i == 0 else ch) * 2 + (4 * ch + 1 if batchnorm else ch)
+                for i in range(len(dil))) + ch + 1
+    return {"version": "0.5.4", "architecture": "ConvNet", "sample_rate": 48000,
+            "config": {"channels": ch, "dilations": list(dil), "batchnorm": batchnorm,
+                       "activation": "Tanh"},
+            "weights": list(np.random.default_rng(0).uniform(0.1, 1.0, count))}
+
+
+@fuzz(200)
+@given(data=st.data())
+def test_linear_and_convnet_mutations(workdir, data):
+    doc = data.draw(st.sampled_from([_linear_doc(), _convnet_doc(),
+                                     _convnet_doc(batchnorm=False)]))
+    in_file_terms(workdir / "lc.nam", mutated(data, doc))
+
+
+def test_linear_and_convnet_play(workdir):
+    for doc in (_linear_doc(300), _convnet_doc(), _convnet_doc(batchnorm=False)):
+        model = load_doc(workdir / "lc_valid.nam", doc)
+        assert model is not None and np.all(np.isfinite(plays(model)))
+
+
 ABSURD = {"channels": 10 ** 9, "kernel_size": 10 ** 9, "dilations": [10 ** 9]}
 
 
@@ -610,7 +707,7 @@ def test_nam_array_input_must_match_previous_channels(workdir):
 
 @pytest.mark.parametrize("mutation, words", [
     (lambda d: d.update(architecture=["WaveNet"]), "architecture"),
-    (lambda d: d.update(architecture="ConvNet"), "ConvNet"),
+    (lambda d: d.update(architecture="Transformer"), "Transformer"),
     (lambda d: d.update(version=None), "version"),
     (lambda d: d.update(sample_rate="fast"), "sample_rate"),
     (lambda d: d.update(sample_rate=-48000), "sample_rate"),

@@ -117,6 +117,9 @@ TORCH_ACTIVATIONS = {
     "SiLU": (0.0, nn.SiLU()),
     "Softsign": (0.0, nn.Softsign()),
     "LeakyHardtanh": (0.05, _leaky_hardtanh(0.05)),
+    "Hardswish": (0.0, nn.Hardswish()),
+    "PReLU": (0.3, nn.PReLU(init=0.3)),
+    "Softsigmoid": (0.0, lambda x: 0.5 * (1 + x / (1 + x.abs()))),   # NAM's _Softsigmoid
 }
 
 
@@ -143,3 +146,35 @@ def test_activation_matches_torch(name, stream):
             ref = definition(torch.from_numpy(x)).numpy()
         err, tol = float(np.max(np.abs(y - ref))), TOL
     assert err <= tol, f"{name}: max abs error {err:.3g}"
+
+
+# activations with parameters: bounds, both slopes, a slope per channel ----------------------
+
+PARAMETERS = {
+    "Hardtanh": ({"min_val": -0.5, "max_val": 0.25}, nn.Hardtanh(-0.5, 0.25)),
+    "LeakyHardtanh": ({"min_val": -0.3, "max_val": 0.7, "alpha": 0.05, "max_slope": 0.2},
+                      lambda x: torch.where(x < -0.3, (x + 0.3) * 0.05 - 0.3,
+                                            torch.where(x > 0.7, (x - 0.7) * 0.2 + 0.7, x))),
+    "PReLU": ({"slopes": [0.1, -0.4, 0.9]}, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_activation_parameters_match_torch(name, stream):
+    params, definition = PARAMETERS[name]
+    torch.manual_seed(4)
+    conv = nn.Conv1d(1, 3, 1)
+    if definition is None:
+        definition = nn.PReLU(3)
+        with torch.no_grad():
+            definition.weight.copy_(torch.tensor(params["slopes"]))
+    convs = [conv, nn.Conv1d(3, 1, 1)]
+    with torch.no_grad():
+        conv.weight.mul_(4.0)
+    model = model_from_convs(convs, [({"name": name, **params}, 0.0), ("Identity", 0.0)])
+    x = np.random.default_rng(5).uniform(-1, 1, 3000).astype(np.float32)
+    net = lambda t: convs[1](definition(conv(t)))
+    ref = torch_causal(net, x[:, None], 1)[:, 0]
+    y = stream(build(model), x, "random")
+    err = float(np.max(np.abs(y - ref)))
+    assert err <= TOL, f"{name}: max abs error {err:.3g}"

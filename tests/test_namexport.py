@@ -1,6 +1,7 @@
-"""Export to Neural Amp Modeler `.nam`: the file, loaded by NAM's own Python (init_from_nam,
-through tools/reference.py), computes what the pedal's net computes; the pedal's .nam reader
-gives the source tensors back; what NAM cannot express is refused by name."""
+"""Export to Neural Amp Modeler `.nam`: the file, loaded by NAM's own Python as is
+(init_from_nam, no rewriting), computes what the pedal's net computes; so does NAM's C++ core
+where one is at hand (PEDAL_NAM_CORE_RENDER); the pedal's .nam reader gives the source tensors
+back; what NAM cannot express is refused by name."""
 import copy
 import json
 import os
@@ -67,9 +68,18 @@ def torch_output(net, x):
         return net(torch.from_numpy(x)[None])[0].numpy()
 
 
+def nam_python(path, x):
+    """NAM's Python on the file as it is: init_from_nam(json.load(f))(x, pad_start=True)."""
+    from nam.models import init_from_nam
+    model = init_from_nam(json.loads(path.read_text()))
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(x), pad_start=True).numpy()
+
+
 def export_and_run_nam(model, path, x):
     export_nam(model, path)
-    return reference_output(path, x)       # init_from_nam(doc)(x, pad_start=True)
+    return nam_python(path, x)
 
 
 def max_err(a, b):
@@ -164,7 +174,7 @@ def test_metadata_and_sample_rate(tmp_path):
     doc = export_nam(model, tmp_path / "m.nam", metadata={"tone_type": "crunch"})
     on_disk = json.loads((tmp_path / "m.nam").read_text())
     assert on_disk == doc
-    assert doc["version"] == "0.5.4" and doc["sample_rate"] == 44100
+    assert doc["version"] == "0.7.0" and doc["sample_rate"] == 44100
     meta = doc["metadata"]
     assert meta["name"] == "Plexi crunch" and meta["gear_make"] == "Marshall"
     assert meta["tone_type"] == "crunch" and meta["loudness"] == -17.25
@@ -177,16 +187,94 @@ def test_metadata_and_sample_rate(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["wavenet.nam", "lstm.nam", "wavenet_a1_standard.nam"])
-def test_reexport_of_nam_files_is_what_nam_wrote(name, shared_dir, tmp_path):
-    """Files written by NAM's own exporter, read by the pedal and exported again, come back
-    with NAM's config and NAM's weights (as float32, the precision every reader keeps)."""
+def test_reexport_of_nam_files_plays_as_the_source(name, shared_dir, tmp_path, signal):
+    """Files written by NAM's own exporter (0.5 layout), read by the pedal and exported again
+    (0.7 layout): NAM's Python computes the same from both, and the weights are NAM's (as
+    float32, the precision every reader keeps)."""
     path = shared_dir / "reference" / "nam" / name
     if not path.is_file():
         pytest.skip(f"{path} is missing")
     source = json.loads(path.read_text())
     doc = export_nam(load_model(path), tmp_path / name)
-    assert doc["config"] == source["config"]
+    assert doc["version"] == "0.7.0"
     assert np.array_equal(np.float32(doc["weights"]), np.float32(source["weights"]))
+    x = signal(N)
+    assert max_err(nam_python(tmp_path / name, x), reference_output(path, x)) <= TOL
+
+
+# -- every WaveNet feature that both NAMs play alike -----------------------------------------------
+
+def _nam_features_model(folder):
+    """A NAM Python WaveNet with bottleneck, head 1x1, head kernel, FiLM sites, gated and
+    blended layers, per-layer kernel sizes and activations, a LeakyReLU slope and a post-stack
+    head, exported by NAM: the pedal reads it, and exports it again."""
+    from nam.models import WaveNet
+    from nam.models.base import BaseNet
+
+    films = {site: {"active": True, "shift": site != "conv_post_film", "groups": 1}
+             for site in ("conv_pre_film", "conv_post_film", "input_mixin_pre_film",
+                          "activation_post_film", "head1x1_post_film")}
+    layers = [{"input_size": 1, "condition_size": 1, "channels": 4, "bottleneck": 3,
+               "kernel_sizes": [3, 2, 4], "dilations": [1, 2, 4],
+               "activation": [{"name": "LeakyReLU", "negative_slope": 0.2},
+                              {"name": "PairMultiply", "primary": "Tanh", "secondary": "Sigmoid"},
+                              {"name": "PairBlend", "primary": "SiLU", "secondary": "Hardswish"}],
+               "head_1x1_config": {"active": True, "out_channels": 2, "groups": 1},
+               "film_params": films,
+               "head": {"out_channels": 3, "kernel_size": 3, "bias": True}}]
+    model = WaveNet.init_from_config({"layers_configs": layers, "head_scale": 0.3,
+                                      "sample_rate": 48000.0,
+                                      "head": {"channels": 4, "activation": "Tanh",
+                                               "out_channels": 1, "kernel_sizes": [2, 1]}})
+    torch.manual_seed(11)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.4)
+    model.eval()
+    with pytest.MonkeyPatch.context() as mp:    # NAM's loudness measurement: seconds of torch
+        mp.setattr(BaseNet, "_get_non_user_metadata", lambda self: {"loudness": -18.0})
+        model.export(folder, basename="features")
+    return folder / "features.nam"
+
+
+def test_every_shared_feature_exports_to_nam_python(tmp_path, signal, stream):
+    source = _nam_features_model(tmp_path)
+    model = load_model(source)
+    x = signal(N)
+    want = stream(build(model), x, 64)
+    got = export_and_run_nam(model, tmp_path / "again.nam", x)
+    assert max_err(got, want) <= TOL and np.std(want) > 0.01
+    back = load_model(tmp_path / "again.nam")
+    assert back.config == model.config
+    for name, values in model.tensors.items():
+        assert np.array_equal(back.tensors[name], values), name
+
+
+NAM_CORE = os.environ.get("PEDAL_NAM_CORE_RENDER")
+
+
+@pytest.mark.skipif(not NAM_CORE, reason="set PEDAL_NAM_CORE_RENDER to a NAM core renderer: "
+                                         "RENDER model.nam in.f32 out.f32 BLOCK")
+@pytest.mark.parametrize("case", ["gated", "features", "lstm"])
+def test_nam_core_plays_the_export(case, tmp_path, signal, stream):
+    """NAM's C++ core, through a renderer around nam::get_dsp / Reset / process (raw float32
+    in and out), on what the exporter writes."""
+    if case == "features":
+        model = load_model(_nam_features_model(tmp_path))
+    elif case == "gated":
+        model = model_of(random_net(WaveNetNet, wavenet_config("gated")), "WaveNet")
+    else:
+        # settled by a second of silence: NAM's core feeds silence of its own before playing
+        config = dict(LSTM_CONFIG, hidden_sizes=[5, 5])
+        model = model_of(random_net(RecurrentNet, config), "Recurrent")
+        model.config["prewarm_samples"] = 48000
+    export_nam(model, tmp_path / "m.nam")
+    x = signal(N)
+    x.tofile(tmp_path / "in.f32")
+    subprocess.run([NAM_CORE, str(tmp_path / "m.nam"), str(tmp_path / "in.f32"),
+                    str(tmp_path / "out.f32"), "64"], check=True, timeout=120)
+    core = np.fromfile(tmp_path / "out.f32", np.float32)
+    assert max_err(core, stream(build(model), x, 64)) <= TOL
 
 
 # -- what NAM cannot express is refused by name --------------------------------------------------
@@ -223,8 +311,8 @@ def _film():
     return model.replace(knobs=[Knob("drive")])
 
 
-def _leaky_slope():
-    model = _wavenet_model()
+def _gated_leaky_slope():
+    model = _wavenet_model("gated")
     for lay in model.config["layer_arrays"][1]["layers"]:
         lay.update(activation="LeakyReLU", alpha=0.2)
     return model
@@ -233,13 +321,14 @@ def _leaky_slope():
 REFUSED = {
     "film": (_film, "config.knob_inputs"),
     "knobs": (lambda: _wavenet_model().replace(knobs=[Knob("gain")]), "knobs:"),
-    "blended": (lambda: _layer_change(gating="blended"), ".gating"),
-    "mixed activations": (lambda: _layer_change(activation="ReLU"), ".activation"),
     "identity activation": (lambda: _layer_change(activation="Identity"), ".activation"),
-    "leaky slope": (_leaky_slope, ".alpha"),
-    "gate activation": (lambda: _layer_change("gated", gate_activation="Tanh"),
-                        ".gate_activation"),
-    "kernel sizes": (_kernel_change, ".kernel_size"),
+    "fast tanh": (lambda: _layer_change(activation="Fasttanh"), ".activation"),
+    "prelu": (lambda: _layer_change(activation={"name": "PReLU", "slopes": [0.1] * 4}),
+              ".activation"),
+    "hardtanh bounds": (lambda: _layer_change(activation={"name": "Hardtanh", "max_val": 0.5}),
+                        ".activation"),
+    "gated leaky slope": (_gated_leaky_slope, ".activation"),
+    "no layer 1x1": (lambda: _with_array(layer1x1=False), ".layer1x1"),
     "gru": (lambda: _lstm_model(cell="GRU"), "config.cell"),
     "skip": (lambda: _lstm_model(skip=1), "config.skip"),
     "lstm knobs": (lambda: _lstm_model(input_size=2).replace(knobs=[Knob("gain")]),
@@ -257,6 +346,18 @@ REFUSED = {
 }
 
 
+def _with_array(**changes):
+    """A one-array WaveNet whose array has `changes` (the shapes kept valid)."""
+    model = _wavenet_model()
+    arr = model.config["layer_arrays"][1]
+    arr.update(changes)
+    if changes.get("layer1x1") is False:
+        for j in range(len(arr["layers"])):
+            for k in ("out_w", "out_b"):
+                del model.tensors[f"a1.l{j}.{k}"]
+    return model
+
+
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_refused_by_name_and_nothing_written(case, tmp_path):
     make, field = REFUSED[case]
@@ -267,6 +368,26 @@ def test_refused_by_name_and_nothing_written(case, tmp_path):
     assert field in str(err.value) and str(out) in str(err.value)
     assert out.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.nam"]
+
+
+@pytest.mark.parametrize("change", ["blended", "mixed activations", "kernel sizes",
+                                    "leaky slope"])
+def test_what_0_7_expresses_now_exports(change, tmp_path, signal, stream):
+    """Blended gating, per-layer activations and kernel sizes, LeakyReLU slopes: the 0.5 layout
+    could not say them, NAM 0.7's can, and NAM's Python plays them as the pedal does."""
+    if change == "blended":
+        model = _layer_change(gating="blended")
+    elif change == "mixed activations":
+        model = _layer_change(activation="ReLU")
+    elif change == "kernel sizes":
+        model = _kernel_change()
+    else:
+        model = _wavenet_model()
+        for lay in model.config["layer_arrays"][1]["layers"]:
+            lay.update(activation="LeakyReLU", alpha=0.2)
+    x = signal(N)
+    assert max_err(export_and_run_nam(model, tmp_path / "m.nam", x),
+                   stream(build(model), x, 64)) <= TOL
 
 
 # -- command line -----------------------------------------------------------------------------

@@ -47,14 +47,15 @@ def _keras_dense(cin, out, activation=""):
             "weights": [_lists(lin.weight.T), _lists(lin.bias)]}
 
 
-def rtneural_doc(kind, hidden, inputs=1, skip=False, dense=((1, ""),), gains=None, seed=0):
+def rtneural_doc(kind, hidden, inputs=1, skip=False, dense=((1, ""),), gains=None, seed=0,
+                 dense_type="dense"):
     torch.manual_seed(seed)
     layers, size = [], inputs
     for h in hidden:
         layers.append(_keras_rnn(kind, size, h))
         size = h
     for out, act in dense:
-        layers.append(_keras_dense(size, out, act))
+        layers.append(dict(_keras_dense(size, out, act), type=dense_type))
         size = out
     doc = {"in_shape": [None, None, inputs], "in_skip": int(skip), "layers": layers,
            "metadata": {"samplerate": 48000}}
@@ -82,6 +83,8 @@ MODELS = {
     "gru12x2": (rtneural_doc("gru", [12, 12], dense=((6, "tanh"), (1, "")), seed=2), ()),
     "gru12x2_skip": (rtneural_doc("gru", [12, 12], skip=True, seed=3), ()),
     "lstm8_knob": (rtneural_doc("lstm", [8], inputs=2, skip=True, seed=4), (0.3,)),
+    "gru8_time_distributed": (rtneural_doc("gru", [8], dense=((4, "relu"), (1, "")), seed=8,
+                                           dense_type="time-distributed-dense"), ()),
     "guitarml_lstm_1knob": (guitarml_doc("LSTM", 8, 2, seed=5), (0.25,)),
     "guitarml_gru_2knobs": (guitarml_doc("GRU", 12, 3, seed=6), (0.7, 0.1)),
     "guitarml_lstm_2layers": (guitarml_doc("LSTM", 6, 1, layers=2, seed=7), ()),
@@ -145,3 +148,30 @@ def test_reference_follows_keras_gate_order(tmp_path):
         h = (1 - z) * c + z * h
         out.append(h @ Wd[:, 0] + bd[0])
     assert np.max(np.abs(reference_output(path, x) - np.array(out))) <= 1e-6
+
+
+# -- the sample rate of GuitarML files, which never state it --------------------------------------
+
+def test_guitarml_rate_is_assumed_with_a_warning_that_names_it(tmp_path):
+    from pedal.errors import ModelError
+    from pedal.model.formats import rate_note
+    from pedal.tools.convert import main as convert_main
+
+    path = tmp_path / "Plexi_48k_crunch.json"
+    path.write_text(json.dumps(guitarml_doc("LSTM", 4, 1)))
+    model = load_model(path)
+    assert model.sample_rate == 44100 and model.provenance["sample_rate_assumed"]
+    note = rate_note(model, path)
+    assert "44100" in note and "48k" in note and "--rate" in note
+    given = load_model(path, rate=48000)
+    assert given.sample_rate == 48000 and rate_note(given, path) is None
+    stated = tmp_path / "stated.json"
+    doc = guitarml_doc("LSTM", 4, 1)
+    doc["model_data"]["sample_rate"] = 48000
+    stated.write_text(json.dumps(doc))
+    assert load_model(stated).sample_rate == 48000 and rate_note(load_model(stated), stated) is None
+    with pytest.raises(ModelError, match="states 48000"):
+        load_model(stated, rate=44100)
+    out = tmp_path / "plexi.pedal"
+    assert convert_main([str(path), "-o", str(out), "--rate", "48000"]) == 0
+    assert load_model(out).sample_rate == 48000

@@ -1,12 +1,18 @@
 """Export a pedal model (a trained model.pt, or any model the pedal reads) to a Neural Amp
 Modeler `.nam` file, so that a capture also plays in NAM's plugin.
 
-The file is written in the 0.5.4 layout that every NAM plugin reads (`head_size` /
-`head_bias`, `gated`, one activation and kernel size per layer array); it is the inverse of
-pedal/model/formats/nam.py. What that layout cannot express is refused by name rather than
-approximated: knob inputs, blended gating, per-layer activations or kernel sizes within a
-layer array, activation slopes other than NAM's fixed 0.01, GRU cells, input skips, gains
-and dense heads other than one linear output.
+The file is written in the layout NAM's Python 0.13 exports (format 0.7.0: a `head` object per
+layer array, per-layer `kernel_sizes`, `activation`, `gating_mode` and
+`secondary_activation` lists, every 0.6 switch spelled out), which both NAM's C++ core and
+NAM's Python (`init_from_nam`) read as is; it is the inverse of pedal/model/formats/nam.py.
+What one of the two cannot read, or would compute differently from the other, is refused by
+name rather than approximated: knob inputs, activations one side lacks (Identity, Fasttanh,
+Softsigmoid, PReLU, whose slopes NAM's Python does not load, Hardtanh with other bounds than
++-1, which NAM's core ignores), activations with parameters inside gated or blended layers
+(NAM's Python cannot build them), a layer without its 1x1 and a FiLM after it outside blended
+layers (NAM's core computes those differently), a condition network or knob conditions, GRU
+cells, input skips, gains and dense heads other than one linear output, and architectures
+other than WaveNet and LSTM.
 
 LSTM start-up: NAM's Python starts from the initial hidden and cell states stored in the
 file; the exporter stores the state the pedal itself starts from (the model's h0/c0, run
@@ -26,14 +32,17 @@ from pedal.errors import PedalError
 from pedal.files import write_atomic
 from pedal.model.arch.activations import canonical
 
-NAM_VERSION = "0.5.4"
-# NAM's plugin knows these names; its LeakyReLU and LeakyHardtanh slopes are fixed at 0.01.
-NAM_ACTIVATIONS = ("Tanh", "Hardtanh", "Fasttanh", "ReLU", "LeakyReLU", "Sigmoid", "SiLU",
+NAM_VERSION = "0.7.0"
+# Activations both NAMs define, without parameters or with the ones both honour.
+NAM_ACTIVATIONS = ("Tanh", "Hardtanh", "ReLU", "LeakyReLU", "Sigmoid", "SiLU", "Hardswish",
                    "Softsign", "LeakyHardtanh")
-NAM_SLOPE = 0.01
-_ARRAY_KEYS = {"input_size", "condition_size", "channels", "head_size", "head_bias", "layers"}
+FILM_SITES = ("conv_pre_film", "conv_post_film", "input_mixin_pre_film", "input_mixin_post_film",
+              "activation_pre_film", "activation_post_film", "layer1x1_post_film",
+              "head1x1_post_film")
+_ARRAY_KEYS = {"input_size", "condition_size", "channels", "head_size", "head_bias", "layers",
+               "bottleneck", "head_kernel_size", "head_dilation", "layer1x1", "head1x1_size"}
 _LAYER_KEYS = {"kernel_size", "dilation", "activation", "alpha", "gating", "gate_activation",
-               "gate_alpha"}
+               "gate_alpha", "films"}
 _RECURRENT_KEYS = {"cell", "input_size", "hidden_sizes", "dense", "skip", "in_gain_db",
                    "out_gain_db", "prewarm_samples"}
 _CARD_KEYS = ("name", "modeled_by", "gear_type", "gear_make", "gear_model", "tone_type")
@@ -95,46 +104,49 @@ def _floats(*arrays):
 
 # -- WaveNet -------------------------------------------------------------------------------------
 
-def _uniform(layers, key, default, path, field):
-    """The one value of `key` shared by every layer of an array; NAM stores one per array."""
-    values = [lay.get(key, default) for lay in layers]
-    if any(v != values[0] for v in values):
-        raise PedalError(path, f"{field}.layers[*].{key}: differs between layers ({values}); "
-                               f"a NAM layer array has one {key}")
-    return values[0]
-
-
-def _nam_activation(layers, path, field):
-    names = [canonical(lay["activation"], path, f"{field}.layers[{j}].activation")
-             for j, lay in enumerate(layers)]
-    if any(n != names[0] for n in names):
-        raise PedalError(path, f"{field}.layers[*].activation: differs between layers "
-                               f"({names}); a NAM layer array has one activation")
-    name = names[0]
+def _nam_activation(spec, path, field, plain=False):
+    """The {"type": ...} object of an activation both NAMs play alike; `plain`: no
+    parameters (a gated or blended layer's, which NAM's Python builds only so)."""
+    act = spec if isinstance(spec, dict) else {"name": spec}
+    name = canonical(act.get("name"), path, field)
     if name not in NAM_ACTIVATIONS:
-        raise PedalError(path, f"{field}.layers[*].activation: {name} has no NAM equivalent "
-                               f"(NAM has: {', '.join(NAM_ACTIVATIONS)})")
-    if name in ("LeakyReLU", "LeakyHardtanh"):
-        for j, lay in enumerate(layers):
-            if float(lay.get("alpha", NAM_SLOPE)) != NAM_SLOPE:
-                raise PedalError(path, f"{field}.layers[{j}].alpha: {lay['alpha']}; NAM's "
-                                       f"{name} has a fixed slope of {NAM_SLOPE}")
-    return name
+        raise PedalError(path, f"{field}: {name} has no equivalent that both NAM's core and "
+                               f"its Python play alike (they share: {', '.join(NAM_ACTIVATIONS)})")
+    params = {k: v for k, v in act.items() if k != "name"}
+    if name == "Hardtanh" and (params.get("min_val", -1.0), params.get("max_val", 1.0)) != (-1, 1):
+        raise PedalError(path, f"{field}: Hardtanh bounds other than -1, 1; NAM's core ignores "
+                               f"them")
+    out = {"type": name}
+    if name == "LeakyReLU":
+        out["negative_slope"] = float(params.get("alpha", 0.01))
+    if name == "LeakyHardtanh":
+        alpha = float(params.get("alpha", 0.01))
+        out.update(min_val=float(params.get("min_val", -1.0)),
+                   max_val=float(params.get("max_val", 1.0)), min_slope=alpha,
+                   max_slope=float(params.get("max_slope", alpha)))
+    if plain and len(out) > 1:
+        if out != {"type": name, "negative_slope": 0.01} and not (
+                name == "LeakyHardtanh" and out == {"type": name, "min_val": -1.0, "max_val": 1.0,
+                                                    "min_slope": 0.01, "max_slope": 0.01}):
+            raise PedalError(path, f"{field}: {name} with parameters here (a gated or blended "
+                                   f"layer, the post-stack head); NAM's Python cannot build "
+                                   f"that")
+        out = {"type": name}
+    return out
 
 
-def _nam_gated(layers, path, field):
-    gating = _uniform(layers, "gating", "none", path, field)
-    if gating == "blended":
-        raise PedalError(path, f"{field}.layers[*].gating: blended gating has no NAM 0.5 "
-                               f"equivalent (only gated or none)")
-    if gating == "gated":
-        for j, lay in enumerate(layers):
-            gate = canonical(lay.get("gate_activation", "Sigmoid"), path,
-                             f"{field}.layers[{j}].gate_activation")
-            if gate != "Sigmoid":
-                raise PedalError(path, f"{field}.layers[{j}].gate_activation: {gate}; NAM's "
-                                       f"gate is a Sigmoid")
-    return gating == "gated"
+def _layer_activation(lay, path, field):
+    """(primary, gating mode, secondary) as NAM's 0.7 files spell a layer's activation."""
+    gating = lay.get("gating", "none")
+    legacy = {k: lay[k] for k in ("alpha",) if k in lay}
+    primary = lay["activation"] if isinstance(lay["activation"], dict) \
+        else {"name": lay["activation"], **legacy}
+    if gating == "none":
+        return _nam_activation(primary, path, field + ".activation"), "none", None
+    gate = lay.get("gate_activation", "Sigmoid")
+    gate = gate if isinstance(gate, dict) else {"name": gate, "alpha": lay.get("gate_alpha", 0.01)}
+    return (_nam_activation(primary, path, field + ".activation", plain=True), gating,
+            _nam_activation(gate, path, field + ".gate_activation", plain=True))
 
 
 def _unknown_keys(d, known, path, field):
@@ -145,36 +157,96 @@ def _unknown_keys(d, known, path, field):
 
 
 def _wavenet(model, path):
-    t = model.tensors
+    t, config = model.tensors, model.config
+    if config.get("condition_dsp") is not None:
+        raise PedalError(path, "config.condition_dsp: NAM's Python does not load a condition "
+                               "network")
+    if config.get("condition_knobs"):
+        raise PedalError(path, f"config.condition_knobs: {config['condition_knobs']} knob "
+                               f"inputs; a NAM model takes the audio alone")
+    _unknown_keys(config, {"layer_arrays", "knob_inputs", "head"}, path, "config")
     layer_arrays, weights = [], []
-    _unknown_keys(model.config, {"layer_arrays", "knob_inputs"}, path, "config")
-    for i, arr in enumerate(model.config["layer_arrays"]):
+    for i, arr in enumerate(config["layer_arrays"]):
         f = f"config.layer_arrays[{i}]"
         _unknown_keys(arr, _ARRAY_KEYS, path, f)
         layers = arr["layers"]
         for j, lay in enumerate(layers):
             _unknown_keys(lay, _LAYER_KEYS, path, f"{f}.layers[{j}]")
-        layer_arrays.append({
-            "input_size": arr["input_size"], "condition_size": arr["condition_size"],
-            "channels": arr["channels"], "head_size": arr["head_size"],
-            "kernel_size": _uniform(layers, "kernel_size", None, path, f),
-            "dilations": [lay["dilation"] for lay in layers],
-            "activation": _nam_activation(layers, path, f),
-            "gated": _nam_gated(layers, path, f),
-            "head_bias": bool(arr.get("head_bias", False))})
-        # The order NAM's readers take the flat list in (pedal/model/formats/nam.py reads it back).
-        weights += _floats(t[f"a{i}.rechannel"])
-        for j in range(len(layers)):
-            p = f"a{i}.l{j}."
-            weights += _floats(t[p + "conv_w"], t[p + "conv_b"], t[p + "mixer"],
-                               t[p + "out_w"], t[p + "out_b"])
-        weights += _floats(t[f"a{i}.head_w"])
-        if arr.get("head_bias"):
-            weights += _floats(t[f"a{i}.head_b"])
+        layer_arrays.append(_array(arr, path, f))
+        weights += _array_weights(arr, t, f"a{i}.")
+    head = config.get("head")
+    if head is not None:
+        post = {"channels": head["channels"][0], "out_channels": head["channels"][-1],
+                "kernel_sizes": head["kernel_sizes"],
+                # a bare name: what both NAMs read here (an object is spelled differently)
+                "activation": _nam_activation(head["activation"], path,
+                                              "config.head.activation", plain=True)["type"]}
+        if len(set(head["channels"][:-1])) > 1:
+            raise PedalError(path, "config.head.channels: NAM's head has one width between "
+                                   "its blocks")
+        for b in range(len(head["kernel_sizes"])):
+            weights += _floats(t[f"head.{b}.w"], t[f"head.{b}.b"])
+        head = post
     # NAM's C++ core takes the head scale from the last weight; its config says the same.
     head_scale = _floats(t["head_scale"])
-    config = {"layers": layer_arrays, "head": None, "head_scale": head_scale[0]}
-    return config, weights + head_scale
+    return {"layers": layer_arrays, "head": head, "head_scale": head_scale[0]}, \
+        weights + head_scale
+
+
+def _array(arr, path, f):
+    """One layer array in NAM 0.7's spelling, every switch written out."""
+    if arr.get("head_dilation", 1) != 1:
+        raise PedalError(path, f"{f}.head_dilation: NAM's Python has no head dilation")
+    layer1x1 = arr.get("layer1x1", True)
+    if not layer1x1:
+        raise PedalError(path, f"{f}.layer1x1: false; NAM's core and Python compute a layer "
+                               f"without its 1x1 differently")
+    layers = arr["layers"]
+    acts = [_layer_activation(lay, path, f"{f}.layers[{j}]") for j, lay in enumerate(layers)]
+    sites = [dict((site, v.get("shift", True)) for site, v in lay.get("films", {}).items())
+             for lay in layers]
+    if any(s != sites[0] for s in sites):
+        raise PedalError(path, f"{f}.layers[*].films: differ between layers; NAM has one set "
+                               f"of FiLM sites per layer array")
+    for j, lay in enumerate(layers):
+        if "layer1x1_post_film" in sites[0] and lay.get("gating", "none") != "blended":
+            raise PedalError(path, f"{f}.layers[{j}].films.layer1x1_post_film: outside a "
+                                   f"blended layer NAM's core does not apply it")
+    h1 = arr.get("head1x1_size", 0)
+    out = {"input_size": arr["input_size"], "condition_size": arr["condition_size"],
+           "head": {"out_channels": arr["head_size"],
+                    "kernel_size": arr.get("head_kernel_size", 1),
+                    "bias": bool(arr.get("head_bias", False))},
+           "channels": arr["channels"], "bottleneck": arr.get("bottleneck", arr["channels"]),
+           "kernel_sizes": [lay["kernel_size"] for lay in layers],
+           "dilations": [lay["dilation"] for lay in layers],
+           "activation": [a[0] for a in acts], "gating_mode": [a[1] for a in acts],
+           "secondary_activation": [a[2] for a in acts],
+           "head1x1": {"active": bool(h1), "out_channels": h1 or 1, "groups": 1},
+           "layer1x1": {"active": True, "groups": 1}, "groups_input": 1,
+           "groups_input_mixin": 1}
+    for site in FILM_SITES:
+        out[site] = {"active": site in sites[0], "shift": sites[0].get(site, True), "groups": 1}
+    out["slimmable"] = None
+    return out
+
+
+def _array_weights(arr, t, p):
+    """The order NAM's readers take the flat list in (pedal/model/formats/nam.py reads it back)."""
+    weights = _floats(t[p + "rechannel"])
+    for j, lay in enumerate(arr["layers"]):
+        q = f"{p}l{j}."
+        weights += _floats(t[q + "conv_w"], t[q + "conv_b"], t[q + "mixer"],
+                           t[q + "out_w"], t[q + "out_b"])
+        if arr.get("head1x1_size"):
+            weights += _floats(t[q + "head1x1_w"], t[q + "head1x1_b"])
+        for site in FILM_SITES:
+            if site in lay.get("films", {}):
+                weights += _floats(t[f"{q}{site}_w"], t[f"{q}{site}_b"])
+    weights += _floats(t[p + "head_w"])
+    if arr.get("head_bias"):
+        weights += _floats(t[p + "head_b"])
+    return weights
 
 
 # -- LSTM ----------------------------------------------------------------------------------------

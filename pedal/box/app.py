@@ -72,8 +72,9 @@ def play(audio: AudioConfig, setup: Setup, max_frames: int | None = None) -> Aud
             signal.signal(sig, lambda *_: loop.stop())
     if setup.stats:
         threading.Thread(target=_print_stats, args=(loop, chain), daemon=True).start()
+    note = chain.model.current.note if chain.model.current else ""
     log(f"pedal run: {audio.describe()}; model {chain.model_name}"
-        + (f", IR {chain.ir_name}" if chain.ir_name else ""))
+        + (f" ({note})" if note else "") + (f", IR {chain.ir_name}" if chain.ir_name else ""))
     thread = threading.Thread(target=_run_loop, args=(loop, max_frames), name="pedal-audio")
     thread.start()
     try:

@@ -135,7 +135,9 @@ class Pedal:
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> dict:
-        out = {"model": self.chain.model_name, "ir": self.chain.ir_name,
+        entry = self.chain.model.current
+        out = {"model": self.chain.model_name, "model_note": entry.note if entry else None,
+               "ir": self.chain.ir_name,
                "bypass": self.chain.bypassed, "preset": self.preset,
                "loader_error": str(self.loader.last_error) if self.loader.last_error else None}
         if self.stats is not None:

@@ -13,7 +13,7 @@ from ..errors import PedalError
 from ..model.bench import bench_model
 from ..model.card import card_json, card_lines
 from ..model.file import Model
-from ..model.formats import load_model
+from ..model.formats import load_model, rate_note
 from .common import check_output, pairs, progress
 
 
@@ -45,6 +45,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--model", "-m", required=True)
     s.add_argument("--block", type=int, default=64)
     s.add_argument("--seconds", type=float, default=10.0)
+    s.add_argument("--knob", action="append", metavar="NAME=VALUE",
+                   help="a knob's value (a slimmable model's size among them)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
 
@@ -61,8 +63,17 @@ def cmd_info(args) -> None:
         print("\n".join(card_lines(model, args.model)))
 
 
+def load_noting(path) -> Model:
+    """load_model, with a warning on stderr when the model's sample rate is assumed."""
+    model = load_model(path)
+    note = rate_note(model, path)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
+    return model
+
+
 def cmd_render(args) -> None:
-    model = load_model(args.model)
+    model = load_noting(args.model)
     check_output(args.output)
     t0 = time.perf_counter()
     knobs = knob_values(model, args.knob)
@@ -90,12 +101,12 @@ def cmd_render(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    model = load_model(args.model)
+    model = load_noting(args.model)
     if not 1 <= args.block <= 4096:
         raise PedalError("--block", f"{args.block} frames; use 1..4096")
     if not 0.1 <= args.seconds <= 3600:
         raise PedalError("--seconds", f"{args.seconds}; use 0.1..3600")
-    r = bench_model(model, args.block, args.seconds)
+    r = bench_model(model, args.block, args.seconds, knobs=knob_values(model, args.knob))
     if args.json:
         print(json.dumps(r, indent=2))
         return

@@ -16,6 +16,7 @@ from ..errors import ModelError, PedalError
 from ..io.audiofile import read_audio, resample, to_mono
 from ..kernels.fftconv import PartitionedConvolver
 from ..model.arch import build
+from ..model.bench import fit_size
 from ..model.formats import load_model
 from ..processor import Processor, stream
 from ..signals import guitar_phrase, test_signal
@@ -36,6 +37,7 @@ class LoadedModel:
     input_trim: float
     knobs: dict                 # knob name -> (index, Knob)
     broken: bool = False        # produced non-finite samples: silent until repaired
+    note: str = ""              # what the loader decided for it (a slimmable model's size)
 
 
 @dataclasses.dataclass
@@ -102,7 +104,8 @@ class Loader:
             entry = prepare_model(path, self.chain) if kind == "model" \
                 else prepare_ir(path, self.chain)
             getattr(self.chain, kind).post(entry)
-            self.report(kind, True, f"{kind} {entry.name} ready")
+            note = f"; {entry.note}" if getattr(entry, "note", "") else ""
+            self.report(kind, True, f"{kind} {entry.name} ready{note}")
         except Exception as e:                  # PedalError, or a bug: the pedal plays on
             if not isinstance(e, PedalError):
                 e = PedalError(path, f"could not be loaded ({type(e).__name__}: {e})")
@@ -128,10 +131,29 @@ def prepare_model(path, chain) -> LoadedModel:
     """Load, check the rate, build, prewarm and loudness-match a model for `chain`."""
     model = load_model(path)
     if model.sample_rate != chain.rate:
-        raise PedalError(path, f"the model runs at {model.sample_rate} Hz and the device at "
-                               f"{chain.rate} Hz; convert or pick a model for {chain.rate} Hz")
+        assumed = " (assumed: the file does not say; pedal-convert --rate states it)" \
+            if model.provenance.get("sample_rate_assumed") else ""
+        raise PedalError(path, f"the model runs at {model.sample_rate} Hz{assumed} and the "
+                               f"device at {chain.rate} Hz; convert or pick a model for "
+                               f"{chain.rate} Hz")
     proc = build(model)
     knobs = {k.name: (i, k) for i, k in enumerate(model.knobs)}
+    note = ""
+    if model.architecture == "Slimmable":
+        # The default size: the largest that fits the CPU budget at this period, measured.
+        fit = fit_size(model, chain.max_block, chain.rate)
+        i, knob = knobs["size"]
+        knobs["size"] = (i, dataclasses.replace(knob, default=fit.size))
+        proc.set_knob(i, fit.size)
+        note = fit.describe(model.spec)
+        # Every size as loud as the one picked: a size change is not a level change.
+        phrase = guitar_phrase(3.0, chain.rate, seed=21)
+        levels = []
+        for index in range(len(model.spec.submodels)):
+            proc.set_knob(i, model.spec.size_for(index))
+            levels.append(measure_loudness(proc, phrase, chain.rate))
+        proc.set_gains([db_to_gain(levels[fit.index] - level) for level in levels])
+        proc.set_knob(i, fit.size)
     trim = input_trim(model, chain.interface_input_dbu)
     # Measured here on the same guitar for every model: loudness figures in files were
     # measured on whatever input their trainer used, so they do not compare across sources.
@@ -142,7 +164,7 @@ def prepare_model(path, chain) -> LoadedModel:
                                f"({loudness:.1f} dBFS); refusing to play it")
     proc.reset(chain.rate, chain.max_block)
     return LoadedModel(model.metadata.get("name") or os.path.basename(path), proc,
-                       db_to_gain(TARGET_LOUDNESS_DB - loudness), trim, knobs)
+                       db_to_gain(TARGET_LOUDNESS_DB - loudness), trim, knobs, note=note)
 
 
 def input_trim(model, interface_input_dbu) -> float:

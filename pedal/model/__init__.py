@@ -5,7 +5,7 @@
               RTNeural / AIDA-X / GuitarML JSON), each checked into a Model
     arch      the registry: architecture name -> frozen spec (check) -> kernel (build)
     card      the model card (`pedal info`)
-    bench     kernel speed on one thread (`pedal bench`)
+    bench     kernel speed on one thread (`pedal bench`), a slimmable model's fitting size
 
 The kernels themselves are Cython, in pedal.kernels (the top-level kernels/ folder).
 """

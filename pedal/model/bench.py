@@ -1,6 +1,7 @@
 """Kernel speed on one thread: real-time factor, per-block times and arithmetic rate."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -11,12 +12,15 @@ from .file import Model
 
 
 def bench_model(model: Model, block: int = 64, seconds: float = 10.0,
-                warmup_blocks: int = 50) -> dict:
-    """Time `seconds` of guitar through the model in blocks of `block` frames."""
+                warmup_blocks: int = 50, knobs=None) -> dict:
+    """Time `seconds` of guitar through the model in blocks of `block` frames, with the
+    knobs at `knobs` (default: their defaults; a slimmable model's size among them)."""
     rate = model.sample_rate
     x = guitar_phrase(seconds, rate, seed=3)
     y = np.empty_like(x)
     proc = build(model)
+    for i, value in enumerate(knobs or []):
+        proc.set_knob(i, value)
     proc.reset(rate, block)
     for _ in range(warmup_blocks):
         proc.process(x[:block], y[:block])
@@ -32,6 +36,9 @@ def bench_model(model: Model, block: int = 64, seconds: float = 10.0,
     total_s = times.sum() / 1e9
     audio_s = len(starts) * block / rate
     macs = model.spec.macs_per_sample
+    if model.architecture == "Slimmable":       # the size played, not the largest
+        size = (knobs or [model.knobs[0].default])[0]
+        macs = model.spec.submodels[model.spec.index(size)].spec.macs_per_sample
     period_us = block / rate * 1e6
     return {
         "block": block, "rate": rate, "seconds": audio_s,
@@ -44,3 +51,51 @@ def bench_model(model: Model, block: int = 64, seconds: float = 10.0,
         "macs_per_sample": macs,
         "gmacs_per_second": macs * len(starts) * block / total_s / 1e9,
     }
+
+
+# A slimmable model's size is picked so that its block time fits this share of the period: the
+# rest is the chain's, the audio I/O's, and the room a size change needs (both sizes run while
+# the new one warms up).
+MODEL_BUDGET = 0.5
+FIT_SECONDS = 0.3
+
+
+@dataclasses.dataclass
+class SizeFit:
+    size: float             # the size knob's value that plays the pick
+    index: int              # the submodel picked
+    block_us: float         # its 95th-percentile block time
+    budget_us: float
+    fits: bool              # False: even the smallest misses the budget (it is picked anyway)
+
+    def describe(self, spec) -> str:
+        what = spec.submodels[self.index].spec.describe()
+        verdict = "fits" if self.fits else "is the smallest, and misses"
+        return (f"size {self.size:.3g} ({what}): {self.block_us:.0f} us per block (p95) "
+                f"{verdict} the {self.budget_us:.0f} us budget, {MODEL_BUDGET:.0%} of the "
+                f"period")
+
+
+def fit_size(model: Model, block: int, rate: int | None = None) -> SizeFit:
+    """The largest size of a slimmable model whose measured block time, at `block` frames,
+    fits MODEL_BUDGET of the period; timed here, on this machine (the loader's thread, never
+    the audio's)."""
+    spec, rate = model.spec, rate or model.sample_rate
+    budget = MODEL_BUDGET * block / rate * 1e6
+    x = guitar_phrase(FIT_SECONDS, rate, seed=4)
+    y = np.empty(block, np.float32)
+    proc = build(model)
+    clock = time.perf_counter_ns
+    for index in reversed(range(len(spec.submodels))):
+        size = spec.size_for(index)
+        proc.set_knob(0, size)
+        proc.reset(rate, block)
+        times = []
+        for s in range(0, len(x) - block + 1, block):
+            t0 = clock()
+            proc.process(x[s:s + block], y)
+            times.append(clock() - t0)
+        block_us = float(np.percentile(times, 95)) / 1e3
+        if block_us <= budget or index == 0:
+            return SizeFit(size, index, block_us, budget, block_us <= budget)
+    raise AssertionError("unreachable")

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import os
 
+from .bench import fit_size
 from .file import Model
+from .formats import rate_note
+
+DEFAULT_PERIOD = 64         # pedal run's default period, for a slimmable model's size
 
 
 def card_lines(model: Model, path: str | None = None) -> list[str]:
@@ -16,9 +20,15 @@ def card_lines(model: Model, path: str | None = None) -> list[str]:
     if name:
         lines.append(f"name:          {name}")
     lines.append(f"architecture:  {spec.describe()}")
-    note = " (assumed: the source file does not say)" \
-        if model.provenance.get("sample_rate_assumed") else ""
-    lines.append(f"sample rate:   {model.sample_rate} Hz{note}")
+    if model.architecture == "Slimmable":
+        lines += [f"size {line}" for line in spec.size_lines()]
+        fit = fit_size(model, DEFAULT_PERIOD)
+        lines.append(f"size picked:   at {DEFAULT_PERIOD}-frame periods on this machine, "
+                     f"{fit.describe(spec)}")
+    lines.append(f"sample rate:   {model.sample_rate} Hz")
+    note = rate_note(model, path or model.provenance.get("source", "the model"))
+    if note:
+        lines.append(f"warning:       {note}")
     lines.append(f"weights:       {model.weight_count} ({model.quantization})")
     if path and os.path.isfile(path):
         lines.append(f"file size:     {os.path.getsize(path)} bytes")
@@ -52,4 +62,13 @@ def card_json(model: Model) -> dict:
             "knobs": [k.to_json() for k in model.knobs],
             "calibration": model.calibration, "esr": model.esr,
             "metadata": model.metadata, "provenance": model.provenance,
-            "macs_per_sample": model.spec.macs_per_sample}
+            "macs_per_sample": model.spec.macs_per_sample,
+            **(_sizes(model) if model.architecture == "Slimmable" else {})}
+
+
+def _sizes(model: Model) -> dict:
+    fit = fit_size(model, DEFAULT_PERIOD)
+    return {"sizes": model.spec.size_lines(),
+            "size_picked": {"period_frames": DEFAULT_PERIOD, "size": fit.size,
+                            "block_us_p95": fit.block_us, "budget_us": fit.budget_us,
+                            "fits": fit.fits}}

@@ -99,4 +99,4 @@ def build(model: Model) -> Processor:
     return proc
 
 
-from . import cnn, recurrent, wavenet  # noqa: E402,F401  (registers the architectures)
+from . import cnn, linear, recurrent, slimmable, wavenet  # noqa: E402,F401  (registers them)

@@ -113,18 +113,19 @@ def read_rtneural(doc, where):
                                 p + "b_ih": _gru_rows_from_keras(b[0], out),
                                 p + "b_hh": _gru_rows_from_keras(b[1], out)})
             hidden.append(out)
-        elif kind == "dense":
-            if len(weights) != 2:
-                raise ModelError(where, f"{f}.weights: dense needs [W, b]")
+        elif kind in ("dense", "time-distributed-dense"):    # the same to RTNeural
+            if len(weights) not in (1, 2):
+                raise ModelError(where, f"{f}.weights: dense needs [W, b] or [W]")
             W = _array(weights[0], (size, out), where, f + ".weights[0]")
-            b = _array(weights[1], (out,), where, f + ".weights[1]")
+            b = _array(weights[1], (out,), where, f + ".weights[1]") if len(weights) == 2 \
+                else np.zeros(out, np.float32)
             k = len(dense)
             tensors.update({f"d{k}.w": W.T, f"d{k}.b": b})
             dense.append({"size": out, "activation": canonical(layer.get("activation", ""),
                                                                where, f + ".activation")})
         else:
             raise ModelError(where, f"{f}.type: layer type {kind!r} is not supported yet "
-                                    f"(supported: lstm, gru, dense)")
+                                    f"(supported: lstm, gru, dense, time-distributed-dense)")
         size = out
     if not hidden:
         raise ModelError(where, "layers: no lstm or gru layer")
