@@ -198,6 +198,9 @@ PEDAL = {
               {"--block": "number", "--seconds": "number", "--json": None}),
     "ctl": (["ctl"], ["text"], {"--socket": "file", "--json": None}),
     "ctl-set": (["ctl", "set"], ["text", "number"], {"--socket": "file"}),
+    # never the default socket: a pedal running here would wait for a CC
+    "ctl-midi-learn": (["ctl", "midi-learn"], ["text", "--socket=file"], {"--json": None}),
+    "demo": (["demo"], [], {"-o": "outdir", "--json": None, "-q": None}),
     "tune": (["tune", "--once"], [], {"--socket": "file"}),
 }
 
@@ -213,14 +216,17 @@ def tools():
     from pedal.tools import abx, capture, convert, namexport, push, train
     return {
         "convert": (convert.main, ([], ["model", "-o=outmodel"],
-                                   {"--quantize": "text", "--verify": None})),
-        "namexport": (namexport.main, ([], ["model", "-o=outmodel"], {"--name": "text"})),
+                                   {"--quantize": "text", "--verify": None, "--force": None,
+                                    "--json": None, "-q": None})),
+        "namexport": (namexport.main, ([], ["model", "-o=outmodel"],
+                                       {"--name": "text", "--force": None, "--json": None})),
         "capture-signal": (capture.main, (["signal"], ["-o=out"],
                                           {"--seconds": "number", "--rate": "number",
-                                           "--seed": "number", "--di": "audio"})),
+                                           "--seed": "number", "--di": "audio",
+                                           "--force": None, "--json": None})),
         "capture-align": (capture.main, (["align"], ["audio", "file", "-o=outdir"],
                                          {"--force": None, "--invert": None,
-                                          "--keep-inverted": None})),
+                                          "--keep-inverted": None, "--json": None})),
         "capture-reamp": (capture.main, (["reamp"], ["audio", "-o=outdir"],
                                          {"--pedalboard": "text", "--control": "text",
                                           "--sweep": "text", "--rate": "number",
@@ -231,13 +237,15 @@ def tools():
                                 "--lr": "number", "--lr-min": "number", "--batch": "number",
                                 "--segment": "number", "--clip": "number", "--ema": "number",
                                 "--dc-weight": "number", "--stft-weight": "number",
-                                "--patience": "number", "--init": "model", "--arch": "text"},
+                                "--patience": "number", "--init": "model", "--arch": "text",
+                                "--force": None, "--json": None},
                                ["--minutes", "0.01", "--threads", "1", "--quiet",
                                 "--no-report"])),
         "abx": (abx.main, ([], ["file"], {"--trials": "number", "--page": None,
-                                          "--seed": "number"})),
+                                          "--seed": "number", "--json": None})),
         "push": (push.main, (["--dry-run"], ["text"], {"--port": "number", "--user": "text",
-                                                       "--dest": "text", "--presets": None})),
+                                                       "--dest": "text", "--presets": None,
+                                                       "--json": None})),
     }
 
 

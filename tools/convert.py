@@ -100,6 +100,12 @@ def convert(src, out, mode, do_verify, say=print):
     """Convert; returns the result (sizes, ESR, what verify found) for --json."""
     bar = stages(2 + (3 + (mode != "fp32") if do_verify else 0), "pedal-convert")
     step = _stepper(bar)
+    if bar is not None:
+        outer = say
+
+        def say(message):                   # the bar steps aside for each line
+            with bar.external_write_mode():
+                outer(message)
     try:
         return _convert(src, out, mode, do_verify, say, step)
     finally:

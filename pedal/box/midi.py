@@ -72,6 +72,7 @@ RAWMIDI_GLOB = "/dev/snd/midiC*D*"
 RESCAN_S = 2.0              # how often missing ports are looked for (hotplug)
 LEARN_TIMEOUT_S = 30.0
 READ_BYTES = 4096
+KNOWN_MESSAGES = 4096       # decoded messages kept for reuse, per port
 REPEAT_LOG_S = 5.0          # the same problem is logged at most this often
 BANK_MSB, BANK_LSB = 0, 32
 MODE_CCS = range(120, 128)  # channel mode messages (all notes off...), never bound
@@ -99,6 +100,9 @@ class MidiStream:
 
     def __init__(self):
         self._decode = _mido().Message.from_bytes
+        # decoded messages by their bytes: a knob sweeps over the same few hundred, and
+        # building a mido Message is most of the cost (they are only read, never changed)
+        self._known = {}
         self.running = 0        # the channel status that data bytes continue (running status)
         self.pending = []       # the message being assembled
         self.need = 0           # data bytes it still needs
@@ -150,10 +154,19 @@ class MidiStream:
 
     def _emit(self, out):
         self.messages += 1
-        try:
-            out.append(self._decode(self.pending))
-        except ValueError:                      # mido's own check; not expected to fire
-            self.dropped += len(self.pending)
+        key = bytes(self.pending)
+        msg = self._known.get(key)
+        if msg is None:
+            try:
+                msg = self._decode(self.pending)
+            except ValueError:                  # mido's own check; not expected to fire
+                self.dropped += len(self.pending)
+                self.pending = []
+                return
+            if len(self._known) >= KNOWN_MESSAGES:
+                self._known.clear()
+            self._known[key] = msg
+        out.append(msg)
         self.pending = []
 
 

@@ -9,7 +9,15 @@ from ..box.config import find_config, load_config, search_path
 from ..box.control import default_socket_path
 from ..dsp.params import in_range
 from ..io.filedevice import RECORD_LIMIT_S, has_sound_card
-from .common import audio_config, check_output, device_arguments, emit, json_option, pairs
+from .common import (
+    audio_config,
+    check_output,
+    device_arguments,
+    emit,
+    json_option,
+    note,
+    pairs,
+)
 from .model import param_option
 
 DEFAULT_OUTPUT = os.path.join("out", "pedal-run.wav")
@@ -75,6 +83,8 @@ def cmd_run(args) -> None:
     explicit_device = args.device or args.capture or args.playback or \
         any(k in cfg["audio"] for k in ("device", "capture", "playback"))
     if explicit_device or has_sound_card():
+        if args.fast or args.output != DEFAULT_OUTPUT:
+            note("pedal run: -o and --fast are for a run without a sound card; not used here")
         loop = app.play(audio, setup)
         if args.json:
             print(json.dumps(dict(loop.stats.summary(loop.chain),

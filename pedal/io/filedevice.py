@@ -4,19 +4,20 @@ real alsa-lib (the `file` plugin over `null`), for machines without a sound card
 The plugin reads and writes two pipes of ours (`infile` and `file` given as descriptors): a
 feeder thread keeps the capture side full of the clip (looped, or once and then silence),
 and a recorder thread takes what the pedal played, into memory (played()) or a WAV file, up
-to a limit, so a run of hours costs no disk. The only file is the ALSA configuration in a
-temporary folder, removed on exit. alsa-lib reads its configuration once per process, so
+to a limit, so a run of hours costs no disk. The ALSA configuration is in memory too (a
+memfd): no temporary file at all. alsa-lib reads its configuration once per process, so
 the device must be entered before the first PCM is opened. The `null` plugin keeps no time:
 the audio loop paces itself (AudioLoop(paced=True)) to play in real time.
 """
 from __future__ import annotations
 
+import array
 import contextlib
 import fcntl
 import os
-import shutil
-import tempfile
+import termios
 import threading
+import time
 
 import numpy as np
 
@@ -24,7 +25,15 @@ CAPTURE, PLAYBACK = "pedal_file_in", "pedal_file_out"
 SYSTEM_CONF = "/usr/share/alsa/alsa.conf"
 PIPE_BYTES = 1 << 20        # about 5 s of 48 kHz float32 mono in each pipe
 CHUNK_BYTES = 1 << 16
+IDLE_S = 0.02               # the feeder and the recorder wake 50 times a second, not per period
 RECORD_LIMIT_S = 300.0      # what `pedal run` without a sound card records of what it plays
+
+
+def _restore_env(name, value):
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def has_sound_card():
@@ -66,16 +75,16 @@ class FileDevice:
         return self
 
     def _open(self):
-        self.folder = tempfile.mkdtemp(prefix="pedal-filedev-")
-        self._exit.callback(shutil.rmtree, self.folder, True)
         self._in_r, self._in_w = self._pipe()
         self._out_r, self._out_w = self._pipe()
-        self.conf = os.path.join(self.folder, "asound.conf")
-        with open(self.conf, "w") as f:
-            f.write(f'pcm.{CAPTURE} {{ type file slave.pcm "null" file "/dev/null" '
-                    f'infile {self._in_r} format "raw" }}\n'
-                    f'pcm.{PLAYBACK} {{ type file slave.pcm "null" file {self._out_w} '
-                    f'format "raw" }}\n')
+        # the configuration lives in memory (a memfd alsa-lib reads by its /proc path):
+        # nothing on disk to leave behind, even when the process is killed
+        self._conf_fd = os.memfd_create("pedal-filedev-asound.conf")
+        os.write(self._conf_fd, (f'pcm.{CAPTURE} {{ type file slave.pcm "null" file "/dev/null" '
+                                 f'infile {self._in_r} format "raw" }}\n'
+                                 f'pcm.{PLAYBACK} {{ type file slave.pcm "null" '
+                                 f'file {self._out_w} format "raw" }}\n').encode())
+        self.conf = f"/proc/self/fd/{self._conf_fd}"
         self._sink = None
         if self.record is not None:
             import soundfile as sf
@@ -88,6 +97,7 @@ class FileDevice:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        self._exit.callback(_restore_env, "ALSA_CONFIG_PATH", os.environ.get("ALSA_CONFIG_PATH"))
         os.environ["ALSA_CONFIG_PATH"] = f"{SYSTEM_CONF}:{self.conf}"
 
     @staticmethod
@@ -98,16 +108,25 @@ class FileDevice:
         return r, w
 
     def _feed(self):
-        """The capture side: the clip (looped), then silence, until the pipe closes."""
+        """The capture side: the clip (looped), then silence, until the pipe closes. It
+        tops the pipe up in chunks and sleeps between, rather than waking at every period
+        the pedal reads (it would take the GIL from the audio thread as often)."""
         data = memoryview(self.clip.tobytes())
         silence = memoryview(bytes(CHUNK_BYTES))
+        capacity = fcntl.fcntl(self._in_w, fcntl.F_GETPIPE_SZ)
+        step = min(CHUNK_BYTES, capacity // 4)
+        queued = array.array("i", [0])
         first = True
         try:
             while not self._stop.is_set():
                 chunk = data if (first or self.loop) and len(data) else silence
                 first = False
                 while chunk and not self._stop.is_set():
-                    chunk = chunk[os.write(self._in_w, chunk[:CHUNK_BYTES]):]
+                    fcntl.ioctl(self._in_w, termios.FIONREAD, queued)
+                    if queued[0] + step > capacity:
+                        time.sleep(IDLE_S)
+                        continue
+                    chunk = chunk[os.write(self._in_w, chunk[:step]):]
         except OSError:                 # the read end closed: the device is done
             pass
 
@@ -121,6 +140,8 @@ class FileDevice:
                 return
             if not data:
                 return
+            if len(data) < CHUNK_BYTES:         # drained: let a few periods gather
+                time.sleep(IDLE_S)
             data, pending = pending + data, b""
             whole = len(data) - len(data) % 4
             data, pending = data[:whole], data[whole:]
@@ -150,7 +171,7 @@ class FileDevice:
         self.finish()
         for t in self._threads:
             t.join(10)
-        for fd in ("_in_w", "_out_r"):
+        for fd in ("_in_w", "_out_r", "_conf_fd"):
             self._close_fd(fd)
         if getattr(self, "_sink", None) is not None:
             self._sink.close()
