@@ -123,8 +123,8 @@ def play_clip(audio: AudioConfig, setup: Setup, clip_path: str, output: str,
     audio = dataclasses.replace(audio, capture="pedal_file_in", playback="pedal_file_out",
                                 format="FLOAT_LE", in_channels=1, out_channels=1,
                                 input_channel=0)
-    # no hardware controls, no last state: a pedal to try, without the one on this machine's
-    # service (its state, its socket) changing
+    # a pedal to try: its socket where `pedal ctl` looks, MIDI as configured; no GPIO and
+    # no last state restored
     setup = dataclasses.replace(setup, socket=setup.socket or default_socket_path(),
                                 restore=False, gpio=None, input_level_dbu=None,
                                 paced=not fast)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import sys
 import traceback
@@ -68,11 +69,22 @@ def note(message: str) -> None:
 
 
 def emit(result, as_json: bool, lines: list[str] | Callable[[], list[str]]) -> None:
-    """A command's result: one JSON object with --json, else the lines for a person."""
+    """A command's result: one JSON object with --json (strict JSON: a level of -inf dBFS
+    is null), else the lines for a person."""
     if as_json:
-        print(json.dumps(result, default=str))
+        print(json.dumps(_strict(result), default=str))
     else:
         print("\n".join(lines() if callable(lines) else lines))
+
+
+def _strict(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
 
 def json_option(s: argparse.ArgumentParser) -> None:

@@ -1,7 +1,6 @@
 """Verbs that play on an audio device: run (the pedal) and latency."""
 from __future__ import annotations
 
-import json
 import os
 
 from .. import models
@@ -87,8 +86,8 @@ def cmd_run(args) -> None:
             note("pedal run: -o and --fast are for a run without a sound card; not used here")
         loop = app.play(audio, setup)
         if args.json:
-            print(json.dumps(dict(loop.stats.summary(loop.chain),
-                                  played_s=loop.frames / audio.rate), default=str))
+            emit(dict(loop.stats.summary(loop.chain), played_s=loop.frames / audio.rate),
+                 True, [])
         return
     if args.output == DEFAULT_OUTPUT:
         os.makedirs(os.path.dirname(DEFAULT_OUTPUT), exist_ok=True)

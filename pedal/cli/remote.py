@@ -1,7 +1,6 @@
 """Verbs that talk to the running pedal over its control socket: ctl and tune."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -9,7 +8,7 @@ from ..box import tune
 from ..box.control import LEARN_TIMEOUT_S, default_socket_path, request
 from ..dsp.params import PARAMS
 from ..errors import PedalError
-from .common import note
+from .common import emit, note
 
 CTL_VERBS = {"status": [], "params": [], "presets": [], "get": ["name"],
              "set": ["name", "value"], "bypass": [], "load-preset": ["name"],
@@ -43,7 +42,7 @@ def cmd_ctl(args) -> None:
              f"{LEARN_TIMEOUT_S:g} s)")
     result = request(args.socket or default_socket_path(), req, timeout=timeout)
     if args.json:
-        print(json.dumps(result))
+        emit(result, True, [])
     elif req["cmd"] == "midi":
         print("\n".join(midi_lines(result)))
     elif not isinstance(result, dict):
