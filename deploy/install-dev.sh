@@ -21,4 +21,8 @@ PY=${PYTHON:-python3}
 $PY -m pip install -q torch==2.13.0
 $PY -m pip install -q "setuptools>=70" wheel "cython>=3.0" numpy scipy
 $PY -m pip install -q --no-build-isolation -e ".[train,test,device]"
+# bash completion for every command, generated from their parsers
+if [ -d /etc/bash_completion.d ] && [ -w /etc/bash_completion.d ]; then
+  $PY -m pedal.cli.completion > /etc/bash_completion.d/pedal
+fi
 echo "install-dev: pedal $($PY -c 'import pedal; print(pedal.__version__)') installed with kernels"

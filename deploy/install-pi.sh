@@ -13,10 +13,12 @@
 #   - a `pedal` system user in the groups audio, gpio, spi (created if missing);
 #     USER (--push-user, default $SUDO_USER or pi) joins group `pedal` so `pedal-push` and
 #     `pedal ctl` over SSH can write /var/lib/pedal and talk to /run/pedal/control.sock.
-#   - /opt/pedal/venv with this checkout installed as `.[device]` (no torch). The kernels
+#   - /opt/pedal/venv with this checkout installed as `.[device]` (no torch), and bash
+#     completion for `pedal` in /etc/bash_completion.d/pedal. The kernels
 #     need Cython 3 (Debian's cython3 is 0.29): pip's build isolation installs the build
 #     requirements of pyproject.toml (cython>=3, numpy, scipy) itself.
-#   - /etc/pedal/pedal.toml from the template below if absent (never overwritten).
+#   - /etc/pedal/pedal.toml from deploy/pedal.toml (every key, commented out) if absent
+#     (never overwritten).
 #   - /var/lib/pedal/{models,irs,presets}, group-writable, setgid group pedal.
 #   - deploy/pedal.service -> /etc/systemd/system, enabled and (re)started.
 #   - the `performance` CPU governor at every boot: a oneshot unit pedal-cpu-performance
@@ -37,6 +39,7 @@ STATE=/var/lib/pedal
 UNIT_DIR=/etc/systemd/system
 CMDLINE=/boot/firmware/cmdline.txt
 LIMITS=/etc/security/limits.d/pedal.conf
+COMPLETION=/etc/bash_completion.d/pedal
 APT_PACKAGES=(python3-venv python3-dev build-essential libasound2-dev libsndfile1
               alsa-utils)
 
@@ -142,6 +145,12 @@ install_venv() {
   run "$VENV/bin/python" -m pip install -q --upgrade "${SRC}[device]" lgpio
   run install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
   run ln -sfn "$VENV/bin/pedal" /usr/local/bin/pedal
+  # bash completion, generated from the installed commands' own parsers
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "+ write $COMPLETION (from $VENV/bin/python -m pedal.cli.completion)"
+  else
+    "$VENV/bin/python" -m pedal.cli.completion | put_file "$COMPLETION" 0644 root:root
+  fi
 }
 
 install_config() {
@@ -150,28 +159,9 @@ install_config() {
   if [ -e "$ETC/pedal.toml" ]; then
     say "$ETC/pedal.toml exists: kept"
   else
-    put_file "$ETC/pedal.toml" 0640 root:pedal <<'EOF'
-# The pedal's settings (keys: pedal/box/config.py). The command line wins over this file.
-# `aplay -l` lists the cards; a USB interface is usually hw:1 (or hw:CARD=Name).
-
-[audio]
-# device = "hw:1"             # or capture = ... / playback = ...
-# rate = 48000
-# period_frames = 64          # `pedal latency --sweep` recommends the lowest that holds
-# periods = 2
-# format = "S32_LE"           # S16_LE, S24_LE, S24_3LE, S32_LE, FLOAT_LE
-# in_channels = 2
-# input_channel = 0           # the guitar on input 1
-# out_channels = 2
-# input_level_dbu = 12.0      # the interface's analog level at 0 dBFS
-
-[pedal]
-# model = "/var/lib/pedal/models/drive.pedal"     # pedal-push copies models here
-# ir = "/var/lib/pedal/irs/4x12.wav"
-
-[params]
-# output_level_db = -6
-EOF
+    # deploy/pedal.toml, every key, each setting commented out (table headers kept)
+    sed -E '/^\[[a-z]+\]/! s/^([^#[:space:]])/# \1/' "$SRC/deploy/pedal.toml" |
+      put_file "$ETC/pedal.toml" 0640 root:pedal
   fi
   run install -d -m 0770 -o pedal -g pedal "$STATE"
   local d

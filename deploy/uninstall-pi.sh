@@ -14,6 +14,7 @@ STATE=/var/lib/pedal
 UNIT_DIR=/etc/systemd/system
 CMDLINE=/boot/firmware/cmdline.txt
 LIMITS=/etc/security/limits.d/pedal.conf
+COMPLETION=/etc/bash_completion.d/pedal
 UNITS=(pedal.service pedal-cpu-performance.service)
 
 DRY_RUN=0
@@ -59,12 +60,12 @@ if command -v systemctl >/dev/null || [ "$DRY_RUN" = 1 ]; then
   run systemctl daemon-reload || true
 fi
 
-say "remove $PREFIX, /usr/local/bin/pedal and $LIMITS"
+say "remove $PREFIX, /usr/local/bin/pedal, $LIMITS and $COMPLETION"
 run rm -rf "$PREFIX"
 if [ -L /usr/local/bin/pedal ] || [ "$DRY_RUN" = 1 ]; then
   run rm -f /usr/local/bin/pedal
 fi
-run rm -f "$LIMITS"
+run rm -f "$LIMITS" "$COMPLETION"
 
 if [ -e "$CMDLINE.pedal-backup" ] || [ "$DRY_RUN" = 1 ]; then
   say "restore $CMDLINE from $CMDLINE.pedal-backup (reboot to apply)"

@@ -120,7 +120,7 @@ def test_console_scripts_exit_2_on_user_errors(tmp_path):
 
 
 def test_demo_renders_the_bundled_clip(tmp_path, capsys):
-    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
+    assert cli.main(["demo", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     y, rate = sf.read(tmp_path / "demo-rendered.wav")
     from pedal import models

@@ -222,7 +222,7 @@ def test_pot_maps_through_the_taper_with_deadband(pedal, factory, taper, lo, hi)
 
 
 def test_taper_midpoints():
-    from pedal.box.gpio import taper
+    from pedal.dsp.params import taper
     assert taper(0.5, "linear") == 0.5
     assert taper(0.5, "log") == pytest.approx(0.1)
     assert taper(0.5, "antilog") == pytest.approx(0.9)

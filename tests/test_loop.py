@@ -1,8 +1,10 @@
 """The real-time loop through real alsa-lib on the file-backed device: `pedal run` must play
 exactly what `pedal render --chain` computes offline, and refuse bad settings clearly."""
+import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -69,15 +71,69 @@ def _default_model():
     return models.default_model()
 
 
-def test_run_without_a_sound_card_plays_the_demo_clip(tmp_path):
-    if os.path.exists("/proc/asound/cards") and \
-            "no soundcards" not in open("/proc/asound/cards").read():
+def _no_sound_card():
+    from pedal.io.filedevice import has_sound_card
+    if has_sound_card():
         pytest.skip("this machine has a sound card")
-    r = pedal("run", "--no-realtime", "--out", str(tmp_path), cwd=tmp_path)
+
+
+def test_run_without_a_sound_card_loops_the_clip_as_render_computes_it(tmp_path):
+    """--fast: unpaced. The recording is the bundled clip looped past its end (10 s of an
+    8 s clip) through the chain, exactly as `pedal render --chain` computes it offline; and
+    the temporary device folder is gone afterwards."""
+    _no_sound_card()
+    from pedal import models
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    r = pedal("run", "--no-realtime", "--fast", "--seconds", "10", "--socket", "none",
+              "--state-dir", str(tmp_path / "state"), "-o", str(tmp_path / "played.wav"),
+              "--json", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
-    assert "file-backed ALSA device" in r.stderr and str(tmp_path) in r.stdout
-    y, rate = sf.read(tmp_path / "pedal-run.wav")
-    assert rate == RATE and len(y) == 8 * RATE and np.abs(y).max() > 0.05
+    assert "file-backed ALSA device" in r.stderr and list(tmp.iterdir()) == []
+    summary = json.loads(r.stdout)
+    assert summary["played_s"] == 10.0 and summary["recorded_s"] == 10.0
+    y, rate = sf.read(tmp_path / "played.wav", dtype="float32")
+    clip, clip_rate = sf.read(models.demo_clip(), dtype="float32")
+    assert rate == clip_rate == RATE and len(y) == 10 * RATE
+    sf.write(tmp_path / "looped.wav", np.resize(clip, 10 * RATE), RATE, subtype="FLOAT")
+    r = pedal("render", "--chain", "-m", _default_model(), str(tmp_path / "looped.wav"),
+              str(tmp_path / "offline.wav"))
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(y, sf.read(tmp_path / "offline.wav", dtype="float32")[0])
+
+
+def test_run_without_a_sound_card_plays_in_real_time_with_socket_and_stats(tmp_path):
+    """Paced like a device (--stats prints a line a second while it plays), the control
+    socket served where `pedal ctl` looks by default, and the summary says what was
+    played."""
+    _no_sound_card()
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
+    env.pop("RUNTIME_DIRECTORY", None)
+    if os.path.exists("/run/pedal/control.sock"):
+        pytest.skip("the pedal service runs here; its socket is the default")
+    run = subprocess.Popen([sys.executable, "-m", "pedal.cli", "run", "--no-realtime",
+                            "--seconds", "2.5", "--stats", "--state-dir",
+                            str(tmp_path / "state"), "-o", str(tmp_path / "p.wav")],
+                           env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    sock = runtime / "pedal" / "control.sock"
+    deadline = time.monotonic() + 120
+    while not sock.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = pedal("ctl", "status", "--json", env=env)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["model"]
+    assert f"control socket: {sock}" in err
+    # a line a second while it plays: unpaced, 2.5 s of audio take a fraction of a second
+    assert len([line for line in err.splitlines() if line.startswith("load ")]) >= 2, err
+    assert "played 2.5 s (the 8.0 s clip, looped)" in out and not sock.exists()
+    y, rate = sf.read(tmp_path / "p.wav")
+    assert len(y) == int(2.5 * RATE)
 
 
 @pytest.mark.parametrize("args,needle", [

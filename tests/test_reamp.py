@@ -294,7 +294,7 @@ def test_a_failed_run_leaves_the_previous_one_intact(swept, dry):
     # the second take fails (pedalboard refuses the ratio) after the first was recorded
     with pytest.raises(PedalError, match="ratio"):
         run_reamp(dry[0], "-o", swept.parent, "--pedalboard", "Compressor(ratio=2)",
-                  "--sweep", "ratio=2,0.5")
+                  "--sweep", "ratio=2,0.5", "--force")
     assert {p.name: p.read_bytes() for p in swept.parent.iterdir()} == before
 
 

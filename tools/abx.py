@@ -26,7 +26,7 @@ import tempfile
 import numpy as np
 import soundfile as sf
 
-from pedal.cli.common import Parser, run_command
+from pedal.cli.common import Parser, emit, json_option, note, run_command
 from pedal.errors import PedalError
 from pedal.files import write_atomic
 from pedal.io.audiofile import read_audio, to_mono
@@ -281,7 +281,7 @@ showTrial();
 
 # ---------------------------------------------------------------- command line
 
-def main(argv=None):
+def build_parser():
     p = Parser(prog="pedal-abx",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("folder", metavar="REPORT_DIR", help="a folder written by pedal-train")
@@ -289,18 +289,26 @@ def main(argv=None):
     p.add_argument("--page", action="store_true",
                    help="write abx.html to open in a browser instead of playing here")
     p.add_argument("--seed", type=int, help="fix the random choice of X (for repeatable tests)")
-    args = p.parse_args(argv)
+    json_option(p)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     def work():
         clips = load_clips(args.folder)
         if args.page or shutil.which("aplay") is None:
             path = write_abx_page(args.folder, clips, args.trials, args.seed)
             reason = "" if args.page else "no aplay here to play the clips: "
-            print(f"{reason}open {path} in a browser to take the test")
+            emit({"page": path}, args.json, [f"{reason}open {path} in a browser to take the test"])
             return
-        run_terminal_abx(clips, args.trials, aplay_player, _ask_terminal,
-                         np.random.default_rng(args.seed),
-                         result_path=os.path.join(args.folder, RESULT_FILE))
+        result = run_terminal_abx(clips, args.trials, aplay_player, _ask_terminal,
+                                  np.random.default_rng(args.seed),
+                                  say=note if args.json else print,
+                                  result_path=os.path.join(args.folder, RESULT_FILE))
+        if args.json:
+            print(json.dumps(result))
 
     return run_command("pedal-abx", work)
 

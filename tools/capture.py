@@ -9,7 +9,15 @@ Then `pedal-train aligned/ -o run/`.
 """
 import argparse
 
-from pedal.cli.common import Parser, run_command
+from pedal.cli.common import (
+    Parser,
+    check_output,
+    check_output_folder,
+    emit,
+    json_option,
+    note,
+    run_command,
+)
 
 from . import reamp
 from .align import align
@@ -26,18 +34,24 @@ from .capsignal import (
 
 def cmd_signal(args, say=print):
     check_options(args.seconds, args.rate, args.seed)
+    check_output(args.out, getattr(args, "force", False))
     di = [load_di(p, args.rate) for p in args.di]
     signal, layout = make_signal(args.seconds, args.rate, args.seed, di)
     write_signal(args.out, signal, layout)
-    say(f"wrote {args.out} ({len(signal) / args.rate:.1f} s at {args.rate} Hz) and its layout; "
-        f"play it through the gear with `pedal-capture reamp {args.out} -o takes/ ...`")
+    emit({"output": args.out, "seconds": len(signal) / args.rate, "rate": args.rate},
+         getattr(args, "json", False),
+         [f"wrote {args.out} ({len(signal) / args.rate:.1f} s at {args.rate} Hz) and its "
+          f"layout; play it through the gear with `pedal-capture reamp {args.out} -o takes/ "
+          f"...`"])
     return 0
 
 
 def cmd_align(args, say=print):
-    align(args.dry, args.wet, args.out, force=args.force, invert=args.invert,
-          keep_inverted=args.keep_inverted, say=say)
-    say(f"next: pedal-train {args.out} -o run/")
+    check_output_folder(args.out, "capture.json", args.force)
+    as_json = getattr(args, "json", False)
+    path = align(args.dry, args.wet, args.out, force=args.force, invert=args.invert,
+                 keep_inverted=args.keep_inverted, say=note if as_json else say)
+    emit({"capture": path}, as_json, [f"next: pedal-train {args.out} -o run/"])
     return 0
 
 
@@ -46,7 +60,10 @@ def build_parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("signal", help="write the capture signal and its layout")
-    s.add_argument("-o", "--out", default="capture.wav")
+    s.add_argument("-o", "--output", dest="out", default="capture.wav",
+                   help="the signal (WAV; its layout .json beside it)")
+    s.add_argument("--force", action="store_true", help="replace an output that exists")
+    json_option(s)
     s.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
                    help=f"total length without DI (at least {MIN_SECONDS:g})")
     s.add_argument("--rate", type=int, default=DEFAULT_RATE)
@@ -60,8 +77,11 @@ def build_parser():
     a = sub.add_parser("align", help="align and check a recording, write the capture folder")
     a.add_argument("dry", help="the capture signal (its layout .json beside it)")
     a.add_argument("wet", help="the recording (WAV) or the reamp manifest (reamp.json)")
-    a.add_argument("-o", "--out", required=True, help="folder for the aligned capture")
-    a.add_argument("--force", action="store_true", help="go on although a check failed")
+    a.add_argument("-o", "--output", dest="out", required=True,
+                   help="folder for the aligned capture")
+    a.add_argument("--force", action="store_true",
+                   help="go on although a check failed; replace a capture in the folder")
+    json_option(a)
     a.add_argument("--invert", action="store_true", help="flip the recording's polarity")
     a.add_argument("--keep-inverted", action="store_true",
                    help="the gear inverts polarity by design: keep it so, without complaint")
@@ -71,7 +91,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return run_command(f"pedal-capture {args.command}", lambda: args.run(args))
+    return run_command("pedal-capture", lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """pedal-convert: any model (model.pt, .nam, RTNeural / AIDA-X / GuitarML JSON) -> .pedal.
 
-    pedal-convert SRC [-o OUT] [--quantize fp32|fp16|int8] [--rate HZ] [--verify]
+    pedal-convert SRC [-o OUT] [--quantize fp32|fp16|int8] [--rate HZ] [--verify] [--force]
+                  [--json]
 
 Reports the file size and what the quantization costs (ESR against fp32 on the standard test
 signal); --rate states the sample rate of a source that does not (GuitarML JSON); --verify
@@ -9,13 +10,21 @@ and float64. The output is written atomically before verifying: a failed verific
 reported (exit status 1) but does not discard the converted file.
 """
 import hashlib
+import json
 import os
-import sys
 
 import numpy as np
 
 from pedal import __version__
-from pedal.cli.common import Parser, run_command
+from pedal.cli.common import (
+    Parser,
+    check_output,
+    json_option,
+    note,
+    output_option,
+    run_command,
+    stages,
+)
 from pedal.errors import ModelError, PedalError
 from pedal.files import read_regular, write_atomic
 from pedal.model import file as modelfile
@@ -77,27 +86,23 @@ def settings(model):
     return [("", [k.default for k in model.knobs])]
 
 
-def verify(src, model, stored, x, say):
+def verify(src, model, stored, x, say, step=lambda what: None):
     """Kernels (fp32 and as stored) against the independent reference; True when they agree.
 
     The reference runs twice: as its framework runs it (float32) and in float64. Against
     the float64 answer, the kernels pass within VERIFY_MAX_ABS, or, on large models where
     float32 rounding alone exceeds that, within VERIFY_ROUNDING_FACTOR of the float32
     reference's own distance from it."""
-    from tqdm import tqdm
-
     from .reference import reference_output
     ok = True
-    steps = settings(model)
-    bar = tqdm(total=3 * len(steps), desc="verify", file=sys.stderr, disable=None, leave=False)
-    for label, knobs in steps:
+    for label, knobs in settings(model):
         at = f" at {label}" if label else ""
+        step(f"the reference{at}, float32")
         ref32 = reference_output(src, x, knobs)
-        bar.update()
+        step(f"the reference{at}, float64")
         exact = reference_output(src, x, knobs, exact=True)
-        bar.update()
+        step(f"the kernels{at}")
         ours = run_kernels(model, x, VERIFY_BLOCK, knobs)
-        bar.update()
         err = float(np.abs(ours - exact).max())
         floor = float(np.abs(ref32 - exact).max())
         passed = err <= max(VERIFY_MAX_ABS, VERIFY_ROUNDING_FACTOR * floor)
@@ -107,22 +112,54 @@ def verify(src, model, stored, x, say):
             f"float32 reference {float(np.abs(ours - ref32).max()):.3g}, ESR "
             f"{esr(ref32, ours):.3g}: {'pass' if passed else 'MISMATCH'}")
         if stored.quantization != "fp32":
+            step(f"the written file{at}")
             q = run_kernels(stored, x, VERIFY_BLOCK, knobs)
             say(f"verify{at}: the written file ({stored.quantization}) vs reference: max abs "
                 f"error {float(np.abs(q - ref32).max()):.3g}, ESR {esr(ref32, q):.3g}")
-    bar.close()
     return ok
 
 
 def convert(src, out, mode, do_verify, say=print, rate=None):
+    """Convert; returns the result (sizes, ESR, what verify found) for --json."""
     model = load_source(src, rate)
+    verify_steps = len(settings(model)) * (3 + (mode != "fp32")) if do_verify else 0
+    bar = stages(1 + verify_steps, "pedal-convert")
+    step = _stepper(bar)
+    if bar is not None:
+        outer = say
+
+        def say(message):                   # the bar steps aside for each line
+            with bar.external_write_mode():
+                outer(message)
+    try:
+        return _convert(src, model, out, mode, do_verify, say, step)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _stepper(bar):
+    """step(what): the stage before is done, `what` begins (on the progress bar)."""
+    started = []
+
+    def step(what):
+        if bar is not None:
+            if started:
+                bar.update()
+            bar.set_postfix_str(what)
+        started.append(what)
+    return step
+
+
+def _convert(src, model, out, mode, do_verify, say, step):
     if do_verify and _is_pedal_file(src):
         raise PedalError(src, "--verify compares with the model's own framework; a .pedal "
                               "file has none: verify when converting from the source")
-    note = rate_note(model, src)
-    if note:
-        say(f"warning: {note}")
+    assumed = rate_note(model, src)
+    if assumed:
+        say(f"warning: {assumed}")
     x = test_signal(model.sample_rate)
+    step("the cost of the quantization")
     cost = quantization_cost(model, mode, x)
     model.esr["quantization"] = cost
     data = modelfile.encode(model, mode)
@@ -134,11 +171,12 @@ def convert(src, out, mode, do_verify, say=print, rate=None):
             f"be audible; consider fp16 or fp32")
     write_atomic(out, data)
     say(f"wrote {out}")
-    if do_verify and not verify(src, model, stored, x, say):
+    if do_verify and not verify(src, model, stored, x, say, step):
         raise VerifyFailed(src, f"verification failed: the kernels differ from the reference "
                                 f"by more than float32 rounding explains (see above); {out} "
                                 f"was written all the same")
-    return stored
+    return {"output": out, "bytes": len(data), "weights": model.weight_count,
+            "quantization": mode, "quantization_esr": cost, "verified": bool(do_verify)}
 
 
 def _is_pedal_file(path):
@@ -154,24 +192,31 @@ def default_output(src):
     return os.path.splitext(src)[0] + ".pedal"
 
 
-def main(argv=None):
+def build_parser():
     p = Parser(prog="pedal-convert", description=__doc__.split("\n\n")[0])
     p.add_argument("src", help="model.pt, .nam, or RTNeural / AIDA-X / GuitarML .json")
-    p.add_argument("-o", "--output", help="output .pedal file (default: beside the source)")
+    output_option(p, "output .pedal file (default: beside the source)")
     p.add_argument("--quantize", choices=modelfile.QUANTIZATIONS, default="fp32")
     p.add_argument("--rate", type=int, metavar="HZ",
                    help="the source's sample rate, for files that do not state it (GuitarML)")
     p.add_argument("--verify", action="store_true",
                    help="check the kernels against the independent reference implementation")
-    args = p.parse_args(argv)
+    json_option(p)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     def work():
         out = args.output or default_output(args.src)
         if os.path.abspath(out) == os.path.abspath(args.src):
             raise PedalError(out, "would overwrite the source")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-            raise PedalError(out, "the output folder does not exist")
-        convert(args.src, out, args.quantize, args.verify, rate=args.rate)
+        check_output(out, args.force)
+        result = convert(args.src, out, args.quantize, args.verify,
+                         say=note if args.json else print, rate=args.rate)
+        if args.json:
+            print(json.dumps(result))
 
     return run_command("pedal-convert", work)
 

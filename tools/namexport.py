@@ -20,14 +20,14 @@ through its prewarm_samples of silence), so both give the same output. NAM's C++
 also feeds 0.5 s of silence before playing, which moves that state only if it is not
 already settled.
 
-    python -m pedal.tools.namexport model.pt [-o model.nam] [--name NAME]
+    pedal-namexport model.pt [-o model.nam] [--name NAME] [--force] [--json]
 """
 import json
 import os
 
 import numpy as np
 
-from pedal.cli.common import Parser, run_command
+from pedal.cli.common import Parser, check_output, emit, json_option, output_option, run_command
 from pedal.errors import PedalError
 from pedal.files import write_atomic
 from pedal.model.arch.activations import canonical
@@ -349,27 +349,31 @@ def load_source(path):
     return load_model(path)
 
 
-def main(argv=None):
-    p = Parser(prog="namexport", description=__doc__.split("\n\n")[0])
+def build_parser():
+    p = Parser(prog="pedal-namexport", description=__doc__.split("\n\n")[0])
     p.add_argument("src", help="model.pt, .pedal, or another model the pedal reads")
-    p.add_argument("-o", "--output", help="output .nam file (default: beside the source)")
+    output_option(p, "output .nam file (default: beside the source)")
     p.add_argument("--name", help="the model's name in the .nam metadata")
-    args = p.parse_args(argv)
+    json_option(p)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     def work():
         out = args.output or os.path.splitext(args.src)[0] + ".nam"
         if os.path.abspath(out) == os.path.abspath(args.src):
             raise PedalError(out, "would overwrite the source")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-            raise PedalError(out, "the output folder does not exist")
+        check_output(out, args.force)
         model = load_source(args.src)
         try:
             export_nam(model, out, {"name": args.name} if args.name else None)
         except OSError as e:
             raise PedalError(out, f"cannot write: {e.strerror or e}") from None
-        print(f"wrote {out}")
+        emit({"output": out}, args.json, [f"wrote {out}"])
 
-    return run_command("namexport", work)
+    return run_command("pedal-namexport", work)
 
 
 if __name__ == "__main__":

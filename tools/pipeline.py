@@ -2,6 +2,7 @@
 gear, align, train, convert. Each step is the same code the CLIs run."""
 import json
 import os
+import shutil
 
 from pedal.errors import PedalError
 from pedal.model.formats import load_model
@@ -20,7 +21,8 @@ def capture_model(workdir, gear, arch, minutes, sweep=None, train_args=(), secon
     """Capture `gear` (reamp options, e.g. ["--lv2", URI, "--control", "drive=0.5"]) and
     train `arch` on it for `minutes`; returns (model file path, validation ESR, run folder).
 
-    The capture signal is shared by every call with the same workdir."""
+    The capture signal is shared by every call with the same workdir; the other steps start
+    afresh (their folders from an earlier call are removed first)."""
     os.makedirs(workdir, exist_ok=True)
     dry = os.path.join(workdir, "capture.wav")
     if not os.path.exists(dry):
@@ -28,16 +30,18 @@ def capture_model(workdir, gear, arch, minutes, sweep=None, train_args=(), secon
     name = os.path.basename(os.path.normpath(out or arch)).replace(".pedal", "")
     takes = os.path.join(workdir, f"{name}-takes")
     aligned = os.path.join(workdir, f"{name}-aligned")
+    run = os.path.join(workdir, f"{name}-run")
+    for folder in (takes, aligned, run):
+        shutil.rmtree(folder, ignore_errors=True)
     _run(capture.main, ["reamp", dry, "-o", takes, *gear] + (["--sweep", sweep] if sweep else []),
          "reamp")
     _run(capture.main, ["align", dry, os.path.join(takes, "reamp.json"), "-o", aligned,
                         *align_args], "align")
-    run = os.path.join(workdir, f"{name}-run")
     _run(train.main, [aligned, "-o", run, "--arch", arch, "--minutes", str(minutes), "--quiet",
                       *train_args], "train")
     pedal_file = out or os.path.join(run, "model.pedal")
-    _run(convert_main, [os.path.join(run, "model.pt"), "-o", pedal_file, "--quantize", quantize],
-         "convert")
+    _run(convert_main, [os.path.join(run, "model.pt"), "-o", pedal_file, "--quantize", quantize,
+                        "--force"], "convert")
     model = load_model(pedal_file)
     return pedal_file, model.esr.get("validation"), run
 

@@ -2,7 +2,7 @@
 running pedal pick them up.
 
     pedal-push HOST [FILES...] [--user pi] [--dest /var/lib/pedal] [--port 22]
-               [--presets] [--play] [--dry-run]
+               [--presets] [--play] [--dry-run] [--json]
 
     models   .pedal .nam .json (RTNeural / AIDA-X / GuitarML)  -> DEST/models/
     IRs      .wav .flac                                         -> DEST/irs/
@@ -18,12 +18,13 @@ password prompt) and a connect timeout. The SSH user must be in group `pedal` on
 Exit status: 0 done; 2 a missing file, an unknown file type or an unreachable host (nothing
 or not everything copied); 1 a remote command failed (the message says what is in place).
 """
+import json
 import os
 import shlex
 import subprocess
 import sys
 
-from pedal.cli.common import Parser, run_command
+from pedal.cli.common import Parser, json_option, run_command
 from pedal.errors import EXIT_USAGE, PedalError
 
 EXIT_FAIL = 1
@@ -126,7 +127,7 @@ class Remote:
 
 
 def push(remote, pushed, dest, play=False, socket=CONTROL_SOCKET, log=print):
-    """Copy every file atomically, then run the reload commands."""
+    """Copy every file atomically, then run the reload commands; returns what was done."""
     tag = f".pedal-push-{os.getpid()}"
     if pushed:
         folders = sorted({f"{dest.rstrip('/')}/{kind}" for _, kind, _ in pushed})
@@ -147,6 +148,7 @@ def push(remote, pushed, dest, play=False, socket=CONTROL_SOCKET, log=print):
         remote.ssh_script(" && ".join(renames))
         for local, _, final in pushed:
             log(f"pedal-push: {local} -> {remote.host}:{final}")
+    told = []
     for argv in reload_commands(pushed, play, socket):
         try:
             remote.ssh(argv)
@@ -156,6 +158,9 @@ def push(remote, pushed, dest, play=False, socket=CONTROL_SOCKET, log=print):
             raise PushError(e.where, f"{e.problem} (the files are in place; the pedal did not "
                                      f"reload: is pedal.service running?)", EXIT_FAIL) from None
         log(f"pedal-push: {remote.host}: {shlex.join(argv[:2] + argv[4:])}")
+        told.append(shlex.join(argv))
+    return {"host": remote.host, "copied": [{"local": local, "remote": final}
+                                            for local, _, final in pushed], "commands": told}
 
 
 def parser():
@@ -173,6 +178,7 @@ def parser():
                    help=f"the pedal's control socket (default {CONTROL_SOCKET})")
     p.add_argument("--dry-run", action="store_true",
                    help="print the ssh/scp commands instead of running them")
+    json_option(p)
     return p
 
 
@@ -181,9 +187,13 @@ def main(argv=None):
 
     def work():
         pushed = plan(args.files, args.dest, args.presets)
-        remote = Remote(args.host, args.user, args.port, args.dry_run)
-        push(remote, pushed, args.dest, args.play, args.socket,
-             log=(lambda m: None) if args.dry_run else print)
+        remote = Remote(args.host, args.user, args.port, args.dry_run,
+                        out=sys.stderr if args.json else sys.stdout)
+        quiet = args.dry_run or args.json or args.quiet
+        result = push(remote, pushed, args.dest, args.play, args.socket,
+                      log=(lambda m: None) if quiet else print)
+        if args.json:
+            print(json.dumps(result))
 
     return run_command("pedal-push", work)
 

@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from pedal.cli.common import audio_config, device_arguments
+from pedal.cli.common import audio_config, check_output_folder, device_arguments
 from pedal.errors import PedalError
 from pedal.files import write_atomic
 from pedal.io.audiofile import read_audio, write_audio
@@ -124,7 +124,7 @@ def _file_value(v):
 def add_arguments(parser):
     """The `reamp` subcommand's arguments."""
     parser.add_argument("dry", metavar="DRY.wav", help="the capture signal (pedal-capture signal)")
-    parser.add_argument("-o", "--out", required=True, metavar="OUTDIR",
+    parser.add_argument("-o", "--output", dest="out", required=True, metavar="OUTDIR",
                         help="where the takes and reamp.json go (created if missing)")
     gear = parser.add_argument_group("gear (default: hardware on an ALSA device)")
     which = gear.add_mutually_exclusive_group()
@@ -138,7 +138,8 @@ def add_arguments(parser):
     gear.add_argument("--sweep", metavar="KNOB=v1,v2,...",
                       help="one take per value of this knob, the other controls fixed")
     gear.add_argument("--force", action="store_true",
-                      help="keep a hardware take that clipped or had xruns")
+                      help="keep a hardware take that clipped or had xruns; replace the takes "
+                           "of an earlier reamp in OUTDIR")
     hw = parser.add_argument_group("hardware (ALSA)")
     device_arguments(hw, "the signal's", "the gear's return")
 
@@ -218,6 +219,7 @@ def run(args, say=print, ask=None):
         if ask is None:
             raise PedalError("--sweep", "with hardware each take needs the knob turned by hand:"
                                         " run it in a terminal")
+    check_output_folder(args.out, MANIFEST, args.force)
     out_dir = _out_dir(args.out)
     say(f"reamp: {len(dry) / rate:.1f} s at {rate} Hz through {gear.name} ({gear.backend}), "
         f"{len(plan)} take{'s' * (len(plan) > 1)}")

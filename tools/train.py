@@ -8,6 +8,7 @@ equivalent, and report/ (validation ESR with a verdict, plots, clips, an ABX pag
 """
 import argparse
 import contextlib
+import json
 import math
 import os
 import sys
@@ -16,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from pedal.cli.common import Parser, run_command
+from pedal.cli.common import Parser, check_output_folder, json_option, note, run_command
 from pedal.errors import PedalError
 from pedal.model.file import Knob
 
@@ -304,7 +305,9 @@ def build_parser():
     p = Parser(prog="pedal-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", help="folder (or its capture.json) written by pedal-capture align")
-    p.add_argument("-o", "--out", required=True, help="run folder")
+    p.add_argument("-o", "--output", dest="out", required=True, help="run folder")
+    p.add_argument("--force", action="store_true",
+                   help="train afresh into a run folder that holds a model already")
     p.add_argument("--arch", default="feather", choices=NAMES)
     p.add_argument("--channels", type=int, help="WaveNet/TCN/CNN width (custom size)")
     p.add_argument("--hidden", type=int, help="LSTM/GRU units (8..64)")
@@ -344,7 +347,7 @@ def build_parser():
                         "setting before training the conditioned model)")
     p.add_argument("--name", help="model name (default: from the capture's gear)")
     p.add_argument("--no-report", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    json_option(p)
     return p
 
 
@@ -374,6 +377,8 @@ def check_arguments(args):
 
 def train(args, say=print):
     check_arguments(args)
+    if not args.resume:
+        check_output_folder(args.out, "model.pt", args.force)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     capture = load_capture(args.capture)
     arch, config = make(args.arch, len(capture.knobs), args.channels, args.hidden,
@@ -447,7 +452,10 @@ def main(argv=None):
 
     def work():
         try:
-            train(args)
+            esr = train(args, say=note if args.json else print)
+            if args.json:
+                print(json.dumps({"validation_esr": esr, "run": args.out,
+                                  "model_pt": os.path.join(args.out, "model.pt")}))
         except KeyboardInterrupt:
             print("pedal-train: interrupted; --resume continues from the last checkpoint",
                   file=sys.stderr)

@@ -19,9 +19,15 @@
     [params]
     output_level_db = -6
 
-    [gpio]                    # footswitches, encoders, pots, LED: see pedal/gpio.py
+    [gpio]                    # footswitches, encoders, pots, LED: see pedal/box/gpio.py
     footswitch = 17
     led = 22
+
+    [midi]                    # MIDI controllers: see pedal/box/midi.py
+    device = "auto"
+
+deploy/pedal.toml is an example with every key. The file is found at --config, else
+$XDG_CONFIG_HOME/pedal/pedal.toml (~/.config/pedal/pedal.toml), else /etc/pedal/pedal.toml.
 """
 import os
 import tomllib
@@ -31,18 +37,23 @@ from ..errors import PedalError
 from ..files import read_regular
 
 MAX_BYTES = 1 << 20
-SEARCH = ("~/.config/pedal/pedal.toml", "/etc/pedal/pedal.toml")
+SYSTEM_CONFIG = "/etc/pedal/pedal.toml"
 AUDIO_KEYS = {"capture": str, "playback": str, "device": str, "rate": int,
               "period_frames": int, "periods": int, "format": str, "in_channels": int,
               "input_channel": int, "out_channels": int, "input_level_dbu": (int, float)}
 PEDAL_KEYS = {"model": str, "ir": str}
 
 
+def search_path():
+    """Where the config is looked for, first found wins."""
+    home = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return [os.path.join(home, "pedal", "pedal.toml"), SYSTEM_CONFIG]
+
+
 def find_config(explicit=None):
     if explicit:
         return explicit
-    for candidate in SEARCH:
-        path = os.path.expanduser(candidate)
+    for path in search_path():
         if os.path.exists(path):
             return path
     return None
@@ -82,9 +93,17 @@ def load_config(path):
                 except PedalError as e:
                     raise PedalError(path, f"[params] {e}") from None
         out[table] = dict(section)
-    gpio = doc.get("gpio")
-    if gpio is not None:
-        if not isinstance(gpio, dict):
-            raise PedalError(path, "[gpio]: expected a table")
-        out["gpio"] = gpio          # checked by pedal.gpio when the controls are built
+    from . import gpio, midi
+    for table, parse in (("gpio", gpio.parse_config), ("midi", midi.parse_config)):
+        section = doc.get(table)
+        if section is not None:
+            try:
+                parse(section)      # the parameter names are checked when the controls start
+            except PedalError as e:
+                raise PedalError(path, str(e)) from None
+            out[table] = section
+    unknown = set(doc) - {"audio", "pedal", "params", "gpio", "midi"}
+    if unknown:
+        raise PedalError(path, f"[{sorted(unknown)[0]}]: unknown table (known: audio, pedal, "
+                               f"params, gpio, midi)")
     return out

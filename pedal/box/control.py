@@ -6,7 +6,9 @@ Reply:    {"ok": true, "result": -3.0}   or   {"ok": false, "error": "one line"}
 
 Commands: status, params, get NAME, set NAME VALUE, bypass [on], presets, load-preset NAME,
 save-preset NAME, delete-preset NAME, next-preset [step], load-model PATH, load-ir PATH,
-rescan (what the state directory holds now, after pedal-push copied files in).
+rescan (what the state directory holds now, after pedal-push copied files in), midi (the
+bindings and ports), midi-learn NAME [timeout] (waits for the next CC and binds it),
+midi-forget NAME.
 A malformed, oversized or slow-drip request gets an error reply and the connection is
 closed; the pedal plays on regardless.
 """
@@ -25,6 +27,8 @@ MAX_LINE = 64 * 1024
 REQUEST_TIMEOUT_S = 2.0
 MAX_CLIENTS = 8
 MAX_REPLY = 16 << 20
+LEARN_TIMEOUT_S = 30.0      # midi-learn waits this long for a CC unless told otherwise
+MAX_LEARN_S = 300.0
 
 
 def default_socket_path():
@@ -83,6 +87,17 @@ def dispatch(pedal, req):
         return pedal.next_preset(step)
     if cmd == "rescan":
         return pedal.rescan()
+    if cmd == "midi":
+        return pedal.midi_bindings()
+    if cmd == "midi-learn":
+        timeout = req.get("timeout", LEARN_TIMEOUT_S)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+                not 0 < timeout <= MAX_LEARN_S:
+            raise PedalError("midi-learn", f"\"timeout\": {timeout!r}; expected 0 to "
+                                           f"{MAX_LEARN_S} seconds")
+        return pedal.midi_learn(arg("name", str), float(timeout))
+    if cmd == "midi-forget":
+        return pedal.midi_forget(arg("name", str))
     if cmd in ("load-model", "load-ir"):
         getattr(pedal, cmd.replace("-", "_"))(arg("path", str))
         return pedal.status()["model" if cmd == "load-model" else "ir"]
@@ -270,5 +285,7 @@ def request(path, req, timeout=10.0):
     if not isinstance(reply, dict):
         raise PedalError(path, "garbled reply from the pedal")
     if not reply.get("ok"):
-        raise PedalError("pedal", str(reply.get("error", "error")))
+        # the pedal's own one line ("bass_db: 99 is outside -12..12 dB"), as it is
+        where, _, problem = str(reply.get("error", "error")).partition(": ")
+        raise PedalError(where, problem) if problem else PedalError("pedal", where)
     return reply.get("result")

@@ -29,14 +29,15 @@ status LED, with gpiozero, configured by the `[gpio]` table of the pedal's TOML 
     [[gpio.pot]]                 # any number of pots on the MCP3008's channels 0-7
     channel = 0
     param = "input_gain_db"
-    taper = "linear"             # linear | log | antilog (see TAPERS)
+    taper = "linear"             # linear | log | antilog (pedal.dsp.params.taper)
     min = -12.0                  # optional, default the parameter's range
     max = 12.0
     deadband = 0.01              # optional: travel (0..1) a pot must move to post a change
 
 Switches and push buttons connect the pin to ground (internal pull-up); the LED is driven
 high to light unless led_active_high = false. Actions are "bypass" (toggle),
-"next_preset", "previous_preset" and "none". With a hold action the tap acts on release
+"next_preset", "previous_preset", "next_model", "previous_model", "next_ir", "previous_ir"
+(pedal.box.pedal.ACTIONS) and "none". With a hold action the tap acts on release
 (a press that reached the hold time acts only as a hold); without one, on press.
 
 Parameters are the chain's (pedal.dsp.params.PARAMS) or the knobs of the model playing; names
@@ -52,32 +53,51 @@ Pin factory: gpiozero picks one (lgpio first: the only one that works on the Pi 
 Pi 4 lgpio or RPi.GPIO); `GPIOZERO_PIN_FACTORY=lgpio` in the service environment, the
 `pin_factory` key, or Controls(..., pin_factory=Factory()) (tests: MockFactory) override it.
 """
-import math
 import re
 import threading
 import time
 
-from ..dsp.params import PARAMS
+from ..dsp.params import TAPERS, travel_value
 from ..errors import PedalError
+from .pedal import ACTIONS as PEDAL_ACTIONS
+from .tables import TableChecks
 
-ACTIONS = ("bypass", "next_preset", "previous_preset", "none")
-TAPERS = ("linear", "log", "antilog")
-LOG_BASE = 81.0     # audio (A) taper: 10 % of the range at half travel
+ACTIONS = (*PEDAL_ACTIONS, "none")
 STATUS_EVERY_S = 0.1
 SPI0_PINS = {7, 8, 9, 10, 11}   # in use by the MCP3008 on SPI port 0
 SPI1_PINS = {16, 17, 18, 19, 20, 21}
 
+# -- configuration ----------------------------------------------------------------------------
+CHECK = TableChecks("gpio")
+_bad = CHECK.bad
+_PIN_NAME = re.compile(r"^(GPIO|BCM|BOARD|WPI|J8:|P1:)?\d{1,2}$", re.IGNORECASE)
+
+
+def _pin(where, key, value):
+    if isinstance(value, bool) or not (
+            (isinstance(value, int) and 0 <= value <= 27) or
+            (isinstance(value, str) and _PIN_NAME.match(value))):
+        raise _bad(where, f"{key} = {value!r}: expected a BCM GPIO number 0-27 or a "
+                          f"gpiozero pin name like \"GPIO17\" or \"BOARD11\"")
+    return value
+
+
+def _action(where, key, value):
+    CHECK.one_of(where, key, value, ACTIONS)
+    return value
+
+
 TOP_KEYS = {
     "pin_factory": str, "bounce_s": float, "poll_s": float,
-    "footswitch": "pin", "footswitch_tap": "action", "footswitch_hold": "action",
+    "footswitch": _pin, "footswitch_tap": _action, "footswitch_hold": _action,
     "footswitch_hold_s": float,
-    "footswitch2": "pin", "footswitch2_tap": "action", "footswitch2_hold": "action",
+    "footswitch2": _pin, "footswitch2_tap": _action, "footswitch2_hold": _action,
     "footswitch2_hold_s": float,
-    "led": "pin", "led_active_high": bool, "blink_s": float,
+    "led": _pin, "led_active_high": bool, "blink_s": float,
     "spi_port": int, "spi_device": int,
     "encoder": list, "pot": list,
 }
-ENCODER_KEYS = {"a": "pin", "b": "pin", "push": "pin", "params": list, "step": float}
+ENCODER_KEYS = {"a": _pin, "b": _pin, "push": _pin, "params": list, "step": float}
 POT_KEYS = {"channel": int, "param": str, "taper": str, "min": float, "max": float,
             "deadband": float}
 DEFAULTS = {"bounce_s": 0.02, "poll_s": 0.02, "footswitch_tap": "bypass",
@@ -87,71 +107,11 @@ DEFAULTS = {"bounce_s": 0.02, "poll_s": 0.02, "footswitch_tap": "bypass",
             "spi_port": 0, "spi_device": 0}
 
 
-def taper(x, kind):
-    """Pot travel x in [0, 1] -> fraction of the parameter range in [0, 1].
-
-    linear: x.  log (audio, "A"): (81**x - 1) / 80, 10 % at half travel.
-    antilog (reverse audio, "C"): 1 - log(1 - x), 90 % at half travel."""
-    x = min(max(float(x), 0.0), 1.0)
-    if kind == "linear":
-        return x
-    if kind == "log":
-        return (LOG_BASE ** x - 1.0) / (LOG_BASE - 1.0)
-    if kind == "antilog":
-        return 1.0 - (LOG_BASE ** (1.0 - x) - 1.0) / (LOG_BASE - 1.0)
-    raise ValueError(kind)
-
-
-# -- configuration ----------------------------------------------------------------------------
-def _bad(where, problem):
-    return PedalError(f"config [gpio]{where}", problem)
-
-
-_PIN_NAME = re.compile(r"^(GPIO|BCM|BOARD|WPI|J8:|P1:)?\d{1,2}$", re.IGNORECASE)
-
-
-def _check_value(where, key, kind, value):
-    if kind == "pin":
-        if isinstance(value, bool) or not (
-                (isinstance(value, int) and 0 <= value <= 27) or
-                (isinstance(value, str) and _PIN_NAME.match(value))):
-            raise _bad(where, f"{key} = {value!r}: expected a BCM GPIO number 0-27 or a "
-                              f"gpiozero pin name like \"GPIO17\" or \"BOARD11\"")
-        return value
-    if kind == "action":
-        if value not in ACTIONS:
-            raise _bad(where, f"{key} = {value!r}: expected one of {', '.join(ACTIONS)}")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not math.isfinite(value):
-            raise _bad(where, f"{key} = {value!r}: expected a number")
-        return float(value)
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(where, f"{key} = {value!r}: expected a whole number")
-        return value
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _bad(where, f"{key} = {value!r}: expected {kind.__name__}")
-    return value
-
-
-def _check_table(where, table, keys):
-    if not isinstance(table, dict):
-        raise _bad(where, f"expected a table, got {table!r}")
-    out = {}
-    for key, value in table.items():
-        if key not in keys:
-            raise _bad(where, f"unknown key {key!r} (known: {', '.join(keys)})")
-        out[key] = _check_value(where, key, keys[key], value)
-    return out
-
-
 def parse_config(section):
     """Validate the [gpio] table; returns a normalised copy (defaults filled in). Raises
     PedalError("config [gpio]...", one line). Parameter names are checked by Controls."""
     cfg = dict(DEFAULTS)
-    cfg.update(_check_table("", section if section is not None else {}, TOP_KEYS))
+    cfg.update(CHECK.table("", section if section is not None else {}, TOP_KEYS))
     for key in ("bounce_s", "footswitch_hold_s", "footswitch2_hold_s", "blink_s"):
         if cfg[key] < 0:
             raise _bad("", f"{key} = {cfg[key]:g}: expected a number >= 0")
@@ -161,12 +121,7 @@ def parse_config(section):
         raise _bad("", f"spi_port {cfg['spi_port']}, spi_device {cfg['spi_device']}: "
                        f"expected port 0 or 1 and device (chip select) 0-2")
     encoders = []
-    for i, enc in enumerate(cfg.pop("encoder", [])):
-        where = f".encoder[{i + 1}]"
-        enc = _check_table(where, enc, ENCODER_KEYS)
-        for key in ("a", "b", "params"):
-            if key not in enc:
-                raise _bad(where, f"missing {key!r}")
+    for where, enc in CHECK.entries(cfg, "encoder", ENCODER_KEYS, ("a", "b", "params")):
         if not enc["params"] or not all(isinstance(p, str) for p in enc["params"]):
             raise _bad(where, "params: expected a non-empty list of parameter names")
         enc.setdefault("step", 1.0)
@@ -174,17 +129,11 @@ def parse_config(section):
             raise _bad(where, f"step = {enc['step']:g}: expected a number > 0")
         encoders.append(enc)
     pots = []
-    for i, pot in enumerate(cfg.pop("pot", [])):
-        where = f".pot[{i + 1}]"
-        pot = _check_table(where, pot, POT_KEYS)
-        for key in ("channel", "param"):
-            if key not in pot:
-                raise _bad(where, f"missing {key!r}")
+    for where, pot in CHECK.entries(cfg, "pot", POT_KEYS, ("channel", "param")):
         if not 0 <= pot["channel"] <= 7:
             raise _bad(where, f"channel = {pot['channel']}: the MCP3008 has channels 0-7")
         pot.setdefault("taper", "linear")
-        if pot["taper"] not in TAPERS:
-            raise _bad(where, f"taper = {pot['taper']!r}: expected one of {', '.join(TAPERS)}")
+        CHECK.one_of(where, "taper", pot["taper"], TAPERS)
         pot.setdefault("deadband", 0.01)
         if not 0 <= pot["deadband"] < 0.5:
             raise _bad(where, f"deadband = {pot['deadband']:g}: expected 0 to 0.5 of travel")
@@ -192,6 +141,13 @@ def parse_config(section):
     cfg["encoder"], cfg["pot"] = encoders, pots
     _check_pins(cfg)
     return cfg
+
+
+def _kinds(keys):
+    """The table's kinds with _pin and _action as their checks (the tables above keep the
+    names: they document the keys)."""
+    return {k: {_pin: _pin, _action: _action}.get(v, v) if isinstance(v, str) else v
+            for k, v in keys.items()}
 
 
 def _pin_key(pin):
@@ -218,17 +174,6 @@ def _check_pins(cfg):
     channels = [p["channel"] for p in cfg["pot"]]
     if len(set(channels)) != len(channels):
         raise _bad("", f"two pots on the same MCP3008 channel ({channels})")
-
-
-def param_range(pedal, name):
-    """(minimum, maximum) of a chain parameter or a knob of the model playing, or None."""
-    if name in PARAMS:
-        return float(PARAMS[name].minimum), float(PARAMS[name].maximum)
-    entry = pedal.chain.model.current
-    if entry is not None and name in entry.knobs:
-        knob = entry.knobs[name][1]
-        return float(knob.minimum), float(knob.maximum)
-    return None
 
 
 def _factory_by_name(name):
@@ -310,9 +255,7 @@ class _Encoder:
         name, step = self.param, self.step * direction
 
         def change(pedal):
-            rng = param_range(pedal, name)
-            if rng is None:
-                raise PedalError(name, "not a parameter of the model playing now")
+            rng = pedal.param_range(name)
             value = pedal.get_params()[name]
             return pedal.set_param(name, min(max(value + step, rng[0]), rng[1]))
         self.controls._call(change, f"{self.name} {name}")
@@ -341,7 +284,7 @@ class _Pot:
         self.full_scale = float((1 << self.adc.bits) - 1)
 
     def value_at(self, x):
-        return self.lo + taper(x, self.taper) * (self.hi - self.lo)
+        return travel_value(x, self.taper, self.lo, self.hi)
 
     def poll(self):
         """Read the pot; post a change if it moved past the deadband. Returns the travel."""
@@ -402,11 +345,11 @@ class Controls:
             self._thread.start()
 
     def _check_param(self, where, name):
-        rng = param_range(self.pedal, name)
-        if rng is None:
+        try:
+            return self.pedal.param_range(name)
+        except PedalError:
             raise _bad(where, f"unknown parameter {name!r} (known: "
-                              f"{', '.join(self.pedal.chain.param_names())})")
-        return rng
+                              f"{', '.join(self.pedal.chain.param_names())})") from None
 
     def _build(self, cfg, ranges, factory):
         from gpiozero import LED
@@ -436,14 +379,10 @@ class Controls:
             self.log(f"gpio: {what}: {type(e).__name__}: {e}")
 
     def _act(self, action, what):
-        if action == "bypass":
-            self._call(lambda pedal: pedal.bypass(), what)
-            self.update_led()
-        elif action in ("next_preset", "previous_preset"):
-            step = 1 if action == "next_preset" else -1
-            name = self._call(lambda pedal: pedal.next_preset(step), what)
-            if name is not None:
-                self.log(f"gpio: preset {name}")
+        if action != "none":
+            done = self._call(lambda pedal: pedal.act(action), what)
+            if done is not None and action != "bypass":
+                self.log(f"gpio: {done}")
             self.update_led()
 
     # -- pots and the LED -----------------------------------------------------------------------

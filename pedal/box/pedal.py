@@ -7,15 +7,21 @@ from __future__ import annotations
 import os
 import threading
 
+from ..dsp.params import PARAMS
 from ..errors import PedalError
 
 SAVE_DELAY_S = 1.0
+# What a footswitch, a MIDI note or a MIDI CC press can do (act()). Models and IRs are stepped
+# through in the state directory's models/ and irs/ (where pedal-push puts them), by name.
+ACTIONS = ("bypass", "next_preset", "previous_preset", "next_model", "previous_model",
+           "next_ir", "previous_ir")
 
 
 class Pedal:
     def __init__(self, chain, loader, presets, stats=None, log=print):
         self.chain, self.loader, self.presets = chain, loader, presets
         self.stats = stats
+        self.midi = None                    # the MIDI input (pedal.box.midi), when it runs
         self.log = log
         self.preset = None
         self.model_path = None
@@ -32,6 +38,17 @@ class Pedal:
 
     def get_params(self) -> dict[str, float]:
         return self.chain.get_params()
+
+    def param_range(self, name: str) -> tuple[float, float]:
+        """(minimum, maximum) of a chain parameter or a knob of the model playing now."""
+        if name in PARAMS:
+            return float(PARAMS[name].minimum), float(PARAMS[name].maximum)
+        entry = self.chain.model.current
+        if entry is not None and name in entry.knobs:
+            knob = entry.knobs[name][1]
+            return float(knob.minimum), float(knob.maximum)
+        raise PedalError(name, f"not a parameter of the model playing now (known: "
+                               f"{', '.join(self.chain.param_names())})")
 
     def bypass(self, on: bool | None = None) -> bool:
         """Set bypass, or toggle it when `on` is None; returns the new state."""
@@ -75,6 +92,33 @@ class Pedal:
         i = names.index(self.preset) if self.preset in names else -1
         self.load_preset(names[(i + step) % len(names)])
         return self.preset
+
+    def step_file(self, kind: str, step: int = 1) -> str:
+        """Load the next (step 1) or previous (-1) model or IR ("models", "irs") of the state
+        directory, by name after the one playing; returns its file name."""
+        names = self.rescan()[kind]
+        if not names:
+            raise PedalError(kind, f"no files in {os.path.join(self.presets.folder, kind)} "
+                                   f"to step through (pedal-push copies them there)")
+        current = self.model_path if kind == "models" else self.ir_path
+        here = os.path.basename(current) if current else None
+        i = names.index(here) if here in names else -1
+        name = names[(i + step) % len(names)]
+        path = os.path.join(self.presets.folder, kind, name)
+        (self.load_model if kind == "models" else self.load_ir)(path)
+        return name
+
+    def act(self, action: str) -> str:
+        """Run one of ACTIONS; returns what it did, in words."""
+        if action == "bypass":
+            return "bypass " + ("on" if self.bypass() else "off")
+        what, _, kind = action.partition("_")
+        step = 1 if what == "next" else -1
+        if kind == "preset":
+            return f"preset {self.next_preset(step)}"
+        if kind in ("model", "ir"):
+            return f"{kind} {self.step_file(kind + 's', step)}"
+        raise PedalError(action, f"unknown action (known: {', '.join(ACTIONS)})")
 
     def apply(self, state: dict) -> None:
         """Model and IR first (they bring their knobs), then every parameter; what fails to
@@ -133,6 +177,24 @@ class Pedal:
                 if os.path.isdir(folder) else []
         return found
 
+    # -- MIDI ---------------------------------------------------------------------------------
+    def _midi_input(self):
+        if self.midi is None:
+            raise PedalError("midi", "MIDI is off (no mido, or [midi] device = \"none\", or "
+                                     "pedal run --midi none)")
+        return self.midi
+
+    def midi_bindings(self) -> dict:
+        return self._midi_input().listing()
+
+    def midi_learn(self, name: str, timeout: float | None = None) -> dict:
+        """Bind the next CC that arrives to parameter `name` (waits for it)."""
+        midi = self._midi_input()
+        return midi.learn(name) if timeout is None else midi.learn(name, timeout)
+
+    def midi_forget(self, name: str) -> int:
+        return self._midi_input().forget(name)
+
     # -- status -------------------------------------------------------------------------------
     def status(self) -> dict:
         entry = self.chain.model.current
@@ -142,4 +204,6 @@ class Pedal:
                "loader_error": str(self.loader.last_error) if self.loader.last_error else None}
         if self.stats is not None:
             out.update(self.stats.summary(self.chain))
+        if self.midi is not None:
+            out["midi"] = self.midi.status()
         return out

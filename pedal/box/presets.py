@@ -18,7 +18,12 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
 
 def default_state_dir():
-    return os.environ.get("STATE_DIRECTORY") or os.path.expanduser("~/.local/state/pedal")
+    """The service's $STATE_DIRECTORY (/var/lib/pedal), else $XDG_STATE_HOME/pedal
+    (~/.local/state/pedal)."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return os.environ["STATE_DIRECTORY"]
+    home = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(home, "pedal")
 
 
 class Presets:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
 from . import model, play, remote
 from .common import Parser, run_command
 
 
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="pedal", description="Neural guitar pedal")
-    p.add_argument("--version", action="version", version=f"pedal {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
     for verbs in (model, play, remote):
         verbs.add_parsers(sub)

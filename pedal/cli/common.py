@@ -1,30 +1,122 @@
-"""What every console script shares: the error wrapper (one line, exit status 2), the ALSA
-device options, NAME=VALUE pairs, output checks and progress bars."""
+"""What every console script shares, so that they all behave alike:
+
+- Parser: argparse with one-line errors (`prog: problem`, exit status 2), `--version`, and
+  `-q/--quiet` (no progress bars, no notes: results and errors only) and `-v/--verbose`
+  (more detail: the traceback of an internal error, per-event logs where a command has
+  them), before or after a subcommand.
+- run_command: the error wrapper; every error a user sees is `prog: where: problem`.
+- results: `--json` prints a command's result as one JSON object on stdout (emit()).
+- outputs: `-o/--output` names what a command writes; an existing file is replaced only
+  with `--force` (check_output).
+- the ALSA device options, NAME=VALUE pairs, progress bars.
+"""
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import math
 import os
 import sys
+import traceback
 from collections.abc import Callable
 
+from .. import __version__
 from ..errors import EXIT_USAGE, PedalError
 from ..io.loop import AudioConfig
 
 EXIT_BUG = 70        # EX_SOFTWARE: an error that is the program's fault, not the input's
+# -1 quiet, 0 normal, 1 verbose: set by the last Parser.parse_args (one command per process)
+verbosity = 0
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the house style of errors: one line, `prog: problem`, exit status 2."""
+    """argparse with the house conventions (see the module's docstring)."""
+
+    def __init__(self, *args, subcommand=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        # in a subcommand the defaults are left out, so they never undo a `prog -q verb`
+        default = argparse.SUPPRESS if subcommand else False
+        self.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+        talk = self.add_mutually_exclusive_group()
+        talk.add_argument("-q", "--quiet", action="store_true", default=default,
+                          help="results and errors only: no progress bars, no notes")
+        talk.add_argument("-v", "--verbose", action="store_true", default=default,
+                          help="more detail (and the traceback of an internal error)")
+
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("parser_class", functools.partial(Parser, subcommand=True))
+        return super().add_subparsers(**kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        global verbosity
+        ns = super().parse_args(args, namespace)
+        verbosity = -1 if getattr(ns, "quiet", False) else int(bool(getattr(ns, "verbose",
+                                                                              False)))
+        return ns
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (--help shows the options)\n")
+        # one prefix per console script, as run_command's: `pedal-capture: signal: ...`
+        script, _, verb = self.prog.partition(" ")
+        where = f"{verb}: " if verb else ""
+        self.exit(EXIT_USAGE, f"{script}: {where}{message} (--help shows the options)\n")
+
+
+def note(message: str) -> None:
+    """A note for the person at the terminal (stderr); -q silences it."""
+    if verbosity >= 0:
+        print(message, file=sys.stderr, flush=True)
+
+
+def emit(result, as_json: bool, lines: list[str] | Callable[[], list[str]]) -> None:
+    """A command's result: one JSON object with --json (strict JSON: a level of -inf dBFS
+    is null), else the lines for a person."""
+    if as_json:
+        print(json.dumps(_strict(result), default=str))
+    else:
+        print("\n".join(lines() if callable(lines) else lines))
+
+
+def _strict(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def json_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def output_option(s: argparse.ArgumentParser, help: str, **kwargs) -> None:
+    """-o/--output and --force: the one way every command names what it writes."""
+    s.add_argument("-o", "--output", help=help, **kwargs)
+    s.add_argument("--force", action="store_true", help="replace an output that exists")
+
+
+def check_output(path: str, force: bool = False) -> None:
+    """An output file may be written: its folder exists, and it does not (or --force)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise PedalError(path, "the output folder does not exist")
+    if os.path.lexists(path) and not force:
+        raise PedalError(path, "exists; --force replaces it")
+
+
+def check_output_folder(folder: str, marker: str, force: bool = False) -> None:
+    """An output folder may be (re)filled: it does not hold `marker` already (or --force)."""
+    if os.path.lexists(os.path.join(folder, marker)) and not force:
+        raise PedalError(folder, f"already holds {marker}; --force replaces it")
 
 
 def run_command(prog: str, action: Callable[[], int | None]) -> int:
     """Run a console script's work: a PedalError becomes one line on stderr and its exit
     status (2 unless the error says otherwise); an OSError from the file system too (a full
     disk, a permission); Ctrl-C 130; a closed stdout (`| head`) a quiet end. Anything else
-    is a bug: one line that says so (PEDAL_DEBUG=1 shows the traceback), status 70."""
+    is a bug: one line that says so (-v or PEDAL_DEBUG=1 shows the traceback), status 70."""
     try:
         return action() or 0
     except PedalError as e:
@@ -44,15 +136,18 @@ def run_command(prog: str, action: Callable[[], int | None]) -> int:
     except Exception as e:
         if os.environ.get("PEDAL_DEBUG"):
             raise
-        print(f"{prog}: internal error, a bug ({type(e).__name__}: {e}); PEDAL_DEBUG=1 "
-              f"shows where", file=sys.stderr)
+        if verbosity > 0:
+            traceback.print_exc()
+        print(f"{prog}: internal error, a bug ({type(e).__name__}: {e}); -v shows where",
+              file=sys.stderr)
         return EXIT_BUG
 
 
 def progress(total_frames: int, rate: int):
-    """A progress bar when the job is long enough to wait for (and stderr is a terminal)."""
+    """A progress bar when the job is long enough to wait for (and stderr is a terminal,
+    and no -q)."""
     from tqdm import tqdm
-    if total_frames < 20 * rate:
+    if total_frames < 20 * rate or verbosity < 0:
         return None
     return tqdm(total=total_frames, unit="frames", unit_scale=True, file=sys.stderr,
                 disable=None, leave=False)
@@ -67,7 +162,8 @@ def device_arguments(s: argparse.ArgumentParser, rate_default: str = "48000",
     s.add_argument("--rate", type=int, help=f"sample rate (default {rate_default})")
     s.add_argument("--period", type=int, help="period frames (default 64)")
     s.add_argument("--periods", type=int, help="periods in the buffer (default 2)")
-    s.add_argument("--format", help="S16_LE, S24_LE, S24_3LE, S32_LE or FLOAT_LE")
+    s.add_argument("--format", help="S16_LE, S24_LE, S24_3LE, S32_LE or FLOAT_LE") \
+        .completion_words = ["S16_LE", "S24_LE", "S24_3LE", "S32_LE", "FLOAT_LE"]
     s.add_argument("--in-channels", type=int, help="capture channels (1 or 2)")
     s.add_argument("--input-channel", type=int, help=f"which capture channel is {input_is}")
     s.add_argument("--out-channels", type=int, help="playback channels (1 or 2)")
@@ -111,7 +207,11 @@ def pairs(items: list[str] | None, flag: str) -> dict[str, float]:
     return out
 
 
-def check_output(path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise PedalError(path, "the output folder does not exist")
+def stages(count: int, desc: str):
+    """A progress bar over the `count` stages of a long job (pedal-convert --verify):
+    .set_postfix_str(what) as one starts, .update() as it ends; None with -q."""
+    from tqdm import tqdm
+    if verbosity < 0:
+        return None
+    return tqdm(total=count, desc=desc, unit="step", file=sys.stderr, disable=None,
+                leave=False)

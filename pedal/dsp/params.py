@@ -49,6 +49,32 @@ EQ_BANDS = {"bass_db": ("lowshelf", 120.0, 0.7), "mid_db": ("peaking", 700.0, 0.
             "treble_db": ("highshelf", 3200.0, 0.7), "presence_db": ("peaking", 5500.0, 1.2)}
 
 
+TAPERS = ("linear", "log", "antilog")
+LOG_BASE = 81.0     # audio (A) taper: 10 % of the range at half travel
+
+
+def taper(x: float, kind: str) -> float:
+    """Travel x in [0, 1] of a pot or a MIDI CC -> fraction of a parameter's range in [0, 1].
+
+    linear: x.  log (audio, "A"): (81**x - 1) / 80, 10 % at half travel.
+    antilog (reverse audio, "C"): 1 - log(1 - x), 90 % at half travel."""
+    x = min(max(float(x), 0.0), 1.0)
+    if kind == "linear":
+        return x
+    if kind == "log":
+        return (LOG_BASE ** x - 1.0) / (LOG_BASE - 1.0)
+    if kind == "antilog":
+        return 1.0 - (LOG_BASE ** (1.0 - x) - 1.0) / (LOG_BASE - 1.0)
+    raise ValueError(kind)
+
+
+def travel_value(x: float, kind: str, lo: float, hi: float) -> float:
+    """The value at travel x of a control mapped onto lo..hi (hi < lo: reversed) through the
+    taper `kind`; never outside lo..hi, rounding included."""
+    v = lo + taper(x, kind) * (hi - lo)
+    return min(max(v, min(lo, hi)), max(lo, hi))
+
+
 def db_to_gain(db: float) -> float:
     return 10.0 ** (db / 20.0)
 

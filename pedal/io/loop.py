@@ -69,11 +69,14 @@ class AudioConfig:
 
 
 class AudioLoop:
-    """Runs `chain` on the ALSA device described by `config` until stop() or max_frames."""
+    """Runs `chain` on the ALSA device described by `config` until stop() or max_frames.
 
-    def __init__(self, config, chain, log=print, realtime=True):
+    paced: after each period, sleep until the period's time has come, for a device that
+    keeps no time of its own (the file-backed one); a real device paces the loop itself."""
+
+    def __init__(self, config, chain, log=print, realtime=True, paced=False):
         self.config, self.chain, self.log = config, chain, log
-        self.realtime = realtime
+        self.realtime, self.paced = realtime, paced
         self.stats = Stats(config.period_frames, config.rate)
         self.stopping = threading.Event()
         self.running = threading.Event()     # set once audio flows (sd_notify READY)
@@ -145,6 +148,8 @@ class AudioLoop:
         inp = np.zeros(period, np.float32)
         out = np.zeros(period, np.float32)
         clock = time.perf_counter_ns
+        start, first = clock(), self.frames
+        ns_per_frame = 1e9 / self.config.rate
         self.running.set()
         while not self.stopping.is_set():
             if io.read(inp) < 0:
@@ -161,3 +166,7 @@ class AudioLoop:
             self.frames += period
             if max_frames is not None and self.frames >= max_frames:
                 return
+            if self.paced:
+                ahead = (self.frames - first) * ns_per_frame - (clock() - start)
+                if ahead > 0:
+                    time.sleep(ahead / 1e9)
