@@ -11,8 +11,9 @@ from scipy.signal import lfilter
 from pedal.io.audiofile import write_audio
 from pedal.signals import esr
 from pedal.tools import capsignal, losses
-from pedal.tools.align import align, load_capture
+from pedal.tools.align import align
 from pedal.tools.capture import main as capture_main
+from pedal.tools.capturefolder import load_capture
 from pedal.tools.nets import load_pt, reference_output_pt
 from pedal.tools.train import main as train_main
 
@@ -81,12 +82,13 @@ def test_training_learns_the_gear_and_the_kernels_play_it(capture_dir, tmp_path)
     assert val < 0.2
     # the validation ESR in the model is what the net does on the validation section
     cap = load_capture(capture_dir)
-    s, e = cap.validation
-    pred = reference_output_pt(f"{run}/model.pt", cap.dry[:e])[s:]
+    (s, e), = cap.takes[0].validation
+    dry = cap.takes[0].dry
+    pred = reference_output_pt(f"{run}/model.pt", dry[:e])[s:]
     assert esr(cap.takes[0].wet[s:e], pred) == pytest.approx(val, rel=0.02)
     # and pedal-convert's kernels play what torch plays
     from pedal.tools.convert import run_kernels
-    np.testing.assert_allclose(run_kernels(pt, cap.dry[:e], 64)[s:], pred, atol=1e-5)
+    np.testing.assert_allclose(run_kernels(pt, dry[:e], 64)[s:], pred, atol=1e-5)
     assert os.path.exists(f"{run}/model.nam")
 
 
@@ -147,17 +149,18 @@ def test_conditioned_model_follows_its_knob(sweep_dir, tmp_path, arch):
     assert [(k.name, k.minimum, k.maximum, k.default) for k in model.knobs] == \
         [("drive_db", 0.0, 1.0, 0.5)]
     cap = load_capture(sweep_dir)
-    s, e = cap.validation
+    (s, e), = cap.takes[0].validation
+    dry = cap.takes[0].dry
     from pedal.model.arch import build
     from pedal.processor import stream
     outs = []
     for take in cap.takes:
         knob = take.knob_vector[0]
-        ref = reference_output_pt(f"{run}/model.pt", cap.dry[:e], [knob])[s:]
+        ref = reference_output_pt(f"{run}/model.pt", dry[:e], [knob])[s:]
         proc = build(model)
         proc.set_knob(0, knob)
         proc.reset(RATE, 64)
-        np.testing.assert_allclose(stream(proc, cap.dry[:e], 64)[s:], ref, atol=2e-5)
+        np.testing.assert_allclose(stream(proc, dry[:e], 64)[s:], ref, atol=2e-5)
         outs.append(ref)
     # more drive, more distortion: the model's output differs between the knob's ends
     assert esr(outs[0], outs[2]) > 1e-3
