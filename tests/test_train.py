@@ -166,6 +166,41 @@ def test_conditioned_model_follows_its_knob(sweep_dir, tmp_path, arch):
     assert esr(outs[0], outs[2]) > 1e-3
 
 
+@pytest.mark.parametrize("arch,config", [
+    ("WaveNet", {"layer_arrays": [
+        {"input_size": 1, "condition_size": 1, "channels": 3, "head_size": 2, "head_bias": False,
+         "layers": [{"kernel_size": 3, "dilation": d, "activation": "Tanh", "gating": g}
+                    for d, g in ((1, "none"), (2, "gated"))]},
+        {"input_size": 3, "condition_size": 1, "channels": 2, "head_size": 1, "head_bias": True,
+         "layers": [{"kernel_size": 2, "dilation": 4, "activation": "Tanh", "gating": "none"}]}],
+        "knob_inputs": 2}),
+    ("Recurrent", {"cell": "LSTM", "input_size": 3, "hidden_sizes": [5],
+                   "dense": [{"size": 1, "activation": "Identity"}], "skip": 1}),
+])
+def test_knob_origin_is_rewritten_exactly(arch, config):
+    """Training feeds knobs relative to their defaults; the model file's net, fed the knobs
+    themselves, computes the same."""
+    from pedal.tools.nets import make_net, shift_knob_origin
+    torch.manual_seed(3)
+    net = make_net(arch, config)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    origin = np.array([0.35, 0.8])
+    moved = make_net(arch, config)
+    moved.load_tensors(shift_knob_origin(arch, config, net.tensors(), origin))
+    back = make_net(arch, config)
+    back.load_tensors(shift_knob_origin(arch, config, moved.tensors(), -origin))
+    x = torch.from_numpy(0.5 * np.random.default_rng(0).standard_normal((2, 600))
+                         .astype(np.float32))
+    knobs = torch.tensor([[0.0, 1.0], [0.7, 0.2]])
+    with torch.no_grad():
+        trained = net(x, knobs - torch.tensor(origin, dtype=torch.float32))
+        np.testing.assert_allclose(moved(x, knobs).numpy(), trained.numpy(), atol=2e-5)
+        np.testing.assert_allclose(back(x, knobs - torch.tensor(origin, dtype=torch.float32))
+                                   .numpy(), trained.numpy(), atol=2e-5)
+
+
 def test_cnn_refuses_knobs(sweep_dir, tmp_path, capsys):
     assert train_main([sweep_dir, "-o", str(tmp_path / "r"), "--arch", "cnn", *TINY[2:]]) == 2
     assert "cnn takes no knobs" in capsys.readouterr().err

@@ -115,11 +115,15 @@ class Capture:
         span = float(k["max"]) - float(k["min"])
         return (float(value) - float(k["min"])) / span if span else 0.0
 
+    def knob_origin(self):
+        """The knobs' defaults as 0..1 positions: where the conditioned net starts from."""
+        return [self.normalise(k["name"], k["default"]) for k in self.knobs]
+
     def default_take(self):
         """The take nearest the knobs' defaults (the one the report plays)."""
         if not self.knobs:
             return 0
-        default = [self.normalise(k["name"], k["default"]) for k in self.knobs]
+        default = self.knob_origin()
         dist = [sum((a - b) ** 2 for a, b in zip(t.knob_vector, default)) for t in self.takes]
         return int(np.argmin(dist))
 

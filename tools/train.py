@@ -23,7 +23,7 @@ from pedal.model.file import Knob
 from .architectures import NAMES, make
 from .capturefolder import load_capture
 from .losses import CaptureLoss
-from .nets import load_pt, make_net, save_pt, torch_load, torch_save_atomic
+from .nets import load_pt, make_net, save_pt, shift_knob_origin, torch_load, torch_save_atomic
 from .report import learnt
 
 VALIDATE_EVERY_S = 20.0       # least wall time between validations (and checkpoints)
@@ -75,8 +75,11 @@ class Trainer:
                                   dtype=np.float64)) for t in capture.takes]
         self.take_scale = torch.tensor([1.0 / max(v, 1e-6) for v in levels],
                                        dtype=torch.float32, device=self.device)
-        self.knobs = torch.tensor([t.knob_vector for t in capture.takes], dtype=torch.float32,
-                                  device=self.device) if capture.knobs else None
+        # the net sees the knobs relative to their defaults (see nets.shift_knob_origin)
+        self.origin = np.array(capture.knob_origin())
+        self.knobs = torch.tensor([np.array(t.knob_vector) - self.origin for t in capture.takes],
+                                  dtype=torch.float32, device=self.device) \
+            if capture.knobs else None
 
     # -- the schedule: warm-up, then cosine decay over the time budget -----------------------
     def lr_at(self, frac):
@@ -245,12 +248,24 @@ class Trainer:
                   if k in ours and v.shape == ours[k].shape}
         if not theirs:
             raise PedalError(path, "tensors: none fits this architecture and size")
+        if self.capture.knobs:
+            theirs = shift_knob_origin(self.arch, self.config, theirs, -self.origin)
         self.net.load_tensors(theirs)
         if self.ema is not None:
             torch._foreach_copy_(self.ema, [p.detach() for p in self.params])
         return len(theirs)
 
     # -- checkpoints ---------------------------------------------------------------------------
+    def export_net(self):
+        """The net for the model file: fed the knobs themselves, not relative to their
+        defaults."""
+        if not self.capture.knobs:
+            return self.net
+        net = make_net(self.arch, self.config)
+        net.load_tensors(shift_knob_origin(self.arch, self.config, self.net.tensors(),
+                                           self.origin))
+        return net.eval()
+
     def state(self):
         return {"format": "pedal-train-checkpoint", "version": 1, "architecture": self.arch,
                 "config": self.config, "step": self.step, "elapsed": self.elapsed,
@@ -412,7 +427,7 @@ def train(args, say=print):
             say(f"  {entry['knobs']}: validation ESR {entry['esr']:.4f}")
     metadata = {"name": name, **capture.gear_metadata(), "training": training}
     pt_path = os.path.join(args.out, "model.pt")
-    save_pt(trainer.net, pt_path, arch, capture.rate, model_knobs(capture), metadata,
+    save_pt(trainer.export_net(), pt_path, arch, capture.rate, model_knobs(capture), metadata,
             {"validation": val_esr})
     say(f"validation ESR {val_esr:.4f}; wrote {pt_path} (pedal-convert {pt_path})")
     if not learnt(val_esr, trainer.initial_esr):
