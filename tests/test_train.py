@@ -14,7 +14,8 @@ from pedal.tools import capsignal, losses
 from pedal.tools.align import align
 from pedal.tools.capture import main as capture_main
 from pedal.tools.capturefolder import load_capture
-from pedal.tools.nets import load_pt, reference_output_pt
+from pedal.tools.architectures import make
+from pedal.tools.nets import load_pt, make_net, reference_output_pt
 from pedal.tools.train import main as train_main
 
 RATE = 48000
@@ -199,6 +200,18 @@ def test_knob_origin_is_rewritten_exactly(arch, config):
         np.testing.assert_allclose(moved(x, knobs).numpy(), trained.numpy(), atol=2e-5)
         np.testing.assert_allclose(back(x, knobs - torch.tensor(origin, dtype=torch.float32))
                                    .numpy(), trained.numpy(), atol=2e-5)
+
+
+def test_film_learns_at_its_own_rate(sweep_dir, tmp_path):
+    run = str(tmp_path / "run")
+    assert train_main([sweep_dir, "-o", run, "--epochs", "0.01", "--film-lr-factor", "10",
+                       *TINY]) == 0
+    groups = torch.load(f"{run}/checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
+    rest, film = groups
+    assert film["factor"] == 10 and rest["factor"] == 1
+    assert film["lr"] == pytest.approx(10 * rest["lr"])
+    net = make_net(*make("wavenet", 1, 2))
+    assert len(film["params"]) == sum("film" in name for name in net.params)
 
 
 def test_cnn_refuses_knobs(sweep_dir, tmp_path, capsys):

@@ -82,7 +82,7 @@ def drift(samples, how):
     """`samples`: the latency at the end less the latency at the start (None: not measured)."""
     if samples is None:
         return Check("drift", False, f"{how} did not come back")
-    return Check("drift", abs(samples) <= MAX_DRIFT, f"{how} {samples:+d} samples from the start"
+    return Check("drift", abs(samples) <= MAX_DRIFT, f"{how}: {samples:+d} samples from the start"
                  + (" (clock drift or dropped samples)" if abs(samples) > MAX_DRIFT else ""))
 
 

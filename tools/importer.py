@@ -373,11 +373,11 @@ def _drift(dry, wet, latency, length, layout, fig):
         va, vb = section(layout, "validation_a"), section(layout, "validation_b")
         early = (va["start"], va["start"] + va["length"])
         late = (vb["start"], vb["start"] + vb["length"])
-        how = "the last validation copy"
+        how = "the latency at the last validation copy"
     else:
         w = min(int(DRIFT_WINDOW_S * dry.rate), length // 4)
         early, late = (0, w), (length - w, length)
-        how = "the recording's last seconds"
+        how = "the latency over the last seconds"
     late = (late[0], min(late[1], len(wet) - latency - XCORR_SEARCH))
     if late[1] - late[0] < dry.rate // 2:
         return []

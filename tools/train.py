@@ -52,7 +52,13 @@ class Trainer:
         self.context = RECURRENT_WARMUP if self.recurrent else self.net.receptive_field - 1
         self.loss_fn = CaptureLoss(args.pre_emphasis, capture.rate, args.dc_weight,
                                    args.stft_weight).to(self.device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=args.lr)
+        # FiLM's weights may learn faster than the rest (--film-lr-factor): each sees only
+        # the knob differences within a batch, a noisy signal that Adam turns into small steps
+        film = [p for name, p in self.net.params.items() if "film" in name]
+        rest = [p for name, p in self.net.params.items() if "film" not in name]
+        groups = [{"params": rest, "factor": 1.0}] + \
+            ([{"params": film, "factor": args.film_lr_factor}] if film else [])
+        self.opt = torch.optim.Adam(groups, lr=args.lr)
         self.params = list(self.net.parameters())
         # a running average of the weights smooths the noise of a high learning rate
         self.ema = [p.detach().clone() for p in self.params] if args.ema else None
@@ -88,6 +94,10 @@ class Trainer:
             return a.lr * max(frac / 0.02, 0.05)
         return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * min(frac, 1.0)))
 
+    def set_lr(self, frac):
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr_at(frac) * g.get("factor", 1.0)
+
     def batch(self):
         """Segments of takes drawn in proportion to their training material, each with
         `context` samples of real input in front."""
@@ -110,8 +120,7 @@ class Trainer:
         t0 = time.monotonic()
         try:
             self.train_net = torch.compile(self.net)
-            for g in self.opt.param_groups:
-                g["lr"] = self.lr_at(self.elapsed / (self.args.minutes * 60.0))
+            self.set_lr(self.elapsed / (self.args.minutes * 60.0))
             self.train_step()
         except Exception as e:  # no C++ compiler, an unsupported platform, ...
             self.train_net = self.net
@@ -203,8 +212,7 @@ class Trainer:
                 frac = self.elapsed / budget
                 if frac >= 1.0 or (a.epochs and self.step >= a.epochs * steps_per_epoch):
                     break
-                for g in self.opt.param_groups:
-                    g["lr"] = self.lr_at(frac)
+                self.set_lr(frac)
                 losses.append(self.train_step())
                 bar.update(self.elapsed)
                 if time.monotonic() - last_val >= interval:
@@ -353,6 +361,9 @@ def build_parser():
                         f"under {WIDE_CHANNELS} channels, {LR_WIDE} for wider ones, "
                         f"{LR_RECURRENT} for recurrent ones)")
     p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--film-lr-factor", type=float, default=1.0,
+                   help="FiLM's weights learn at this multiple of the rate (conditioned "
+                        "WaveNet/TCN; 10 sped up a compressor's knob, see BENCHMARKS.md)")
     p.add_argument("--batch", type=int, help="examples per step (default 4 convolutional, "
                                              "16 recurrent)")
     p.add_argument("--segment", type=int, help="samples per example (default 32768 "
