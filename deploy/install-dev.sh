@@ -11,10 +11,10 @@ if command -v apt-get >/dev/null; then
   # libasound2-dev builds pyalsaaudio; jackd2 and the ALSA jack plugin give the tests a
   # real-time paced device on machines without a sound card; systemd (not running) brings
   # systemd-analyze to check the unit, shellcheck the scripts; lv2apply and guitarix's LV2
-  # plugins are gear to capture.
+  # plugins are gear to capture; libportaudio2 lets pedal-abx play its clips (sounddevice).
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
     --no-install-recommends gcc libsndfile1 libasound2-dev alsa-utils jackd2 \
-    libasound2-plugins systemd shellcheck lilv-utils guitarix-lv2 >/dev/null
+    libasound2-plugins systemd shellcheck lilv-utils guitarix-lv2 libportaudio2 >/dev/null
 fi
 PY=${PYTHON:-python3}
 # CPU torch first: any other torch spec pulls several GB of CUDA packages.

@@ -9,8 +9,9 @@ from pedal.errors import PedalError
 from pedal.io.audiofile import read_audio, write_audio
 from pedal.signals import esr
 from pedal.tools import capsignal
-from pedal.tools.align import align, load_capture
+from pedal.tools.align import align
 from pedal.tools.capture import main as capture_main
+from pedal.tools.capturefolder import load_capture
 
 RATE = 48000
 SECONDS = 90.0

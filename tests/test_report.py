@@ -7,6 +7,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -106,6 +107,22 @@ def test_report_markdown_has_verdict_and_links(written):
         assert f"]({name})" in text
 
 
+def test_report_counts_epochs_as_the_plot_does(tmp_path):
+    """The plot's x axis is the history's epoch; the text says the same number (validations
+    come every 20 s, not once an epoch)."""
+    dry, target, prediction = synthetic_capture(seconds=2)
+    history = [{"epoch": 0.4 * i, "step": 10 * i, "train_loss": 0.1, "val_esr": 0.1 / i,
+                "seconds": 20.0 * i} for i in range(1, 6)]
+    summary = dict(SUMMARY, initial_esr=1.0)
+    report.write_report(tmp_path, dry, target, prediction, RATE, history, summary)
+    text = (tmp_path / "report.md").read_text()
+    assert "| Training time | 3.5 min, 2 epochs (5 validations) |" in text
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["initial_esr"] == 1.0
+    assert "the untrained net scored 1" in text
+    assert data["gain_only_esr"] == pytest.approx(report.gain_only_esr(dry, target))
+
+
 def test_clips_share_the_loud_window(written):
     folder, _, signals = written
     length = int(report.CLIP_SECONDS * RATE)
@@ -141,12 +158,28 @@ def test_error_spectrum_peaks_at_the_injected_tone():
 
 
 @pytest.mark.parametrize("value, words", [
-    (0.0, "excellent"), (0.0099, "excellent"), (report.EXCELLENT_ESR, "very good"),
-    (0.029, "very good"), (report.VERY_GOOD_ESR, "good:"), (0.099, "good:"),
-    (report.GOOD_ESR, "rough"), (0.29, "rough"), (report.ROUGH_ESR, "poor"), (3.0, "poor"),
-    (float("nan"), "poor")])
-def test_verdict_bands(value, words):
+    (0.0, "great"), (0.0099, "great"), (report.GREAT_ESR, "not bad"), (0.034, "not bad"),
+    (0.036, "might sound ok"), (0.076, "might sound ok"), (report.MIGHT_BE_OK_ESR,
+                                                             "probably won't"),
+    (0.29, "probably won't"), (report.NOT_GREAT_ESR, "something went wrong"),
+    (0.99, "something went wrong"), (3.0, "did not learn"), (float("nan"), "something went wrong")])
+def test_verdict_follows_nams_scale(value, words):
     assert report.verdict(value).startswith(words)
+
+
+def test_a_run_that_did_not_learn_says_so():
+    assert report.verdict(0.5, initial_esr=0.52).startswith("did not learn")
+    assert report.verdict(1.2).startswith("did not learn")        # worse than silence
+    assert report.verdict(0.05, initial_esr=1.0).startswith("might sound ok")
+    assert report.learnt(0.3, 1.0) and not report.learnt(0.95, 1.0)
+
+
+def test_gain_only_esr_is_a_volume_knobs():
+    dry, target, _ = synthetic_capture(seconds=1)
+    assert report.gain_only_esr(dry, 0.5 * dry) == pytest.approx(0.0, abs=1e-12)
+    gain = np.linspace(0.1, 2.0, 20)
+    best = min(esr(target, g * dry) for g in gain)
+    assert report.gain_only_esr(dry, target) <= best + 1e-9
 
 
 def test_write_report_refuses_mismatched_signals(tmp_path):
@@ -267,12 +300,12 @@ def report_copy(written, tmp_path):
 
 def test_abx_page_is_self_contained(report_copy):
     folder = report_copy
-    path = abx.write_abx_page(folder, abx.load_clips(folder), trials=12, seed=5)
+    path = abx.write_abx_page(folder, abx.load_clips(folder), trials=12)
     assert path == str(folder / "abx.html")
     text = open(path, encoding="utf-8").read()
-    config = page_config(text)
-    assert config["trials"] == 12 and len(config["sequence"]) == 12
-    assert set(config["sequence"]) <= {"a", "b"}
+    # the answers are drawn when the page opens, not written in it
+    assert page_config(text) == {"trials": 12, "significant": abx.SIGNIFICANT_P}
+    assert "crypto.getRandomValues" in text
     assert len(re.findall(r"<audio\b", text)) == 3
     assert not re.search(r"https?:", text, re.IGNORECASE)
     payloads = re.findall(r'src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', text)
@@ -285,9 +318,6 @@ def test_abx_page_is_self_contained(report_copy):
     middle = slice(len(a) // 4, 3 * len(a) // 4)
     np.testing.assert_allclose(a[middle], clip[start:start + len(a), 0][middle], atol=1e-4)
     assert not np.allclose(a, b, atol=1e-4)
-    # the same seed gives the same page
-    again = abx.write_abx_page(folder, abx.load_clips(folder), trials=12, seed=5)
-    assert page_config(open(again, encoding="utf-8").read()) == config
 
 
 FAKE_DOM = """
@@ -299,17 +329,29 @@ function element(id) {
   return elements[id];
 }
 const document = { getElementById: element };
+const xs = [];
 element("player-a").src = "data:gear"; element("player-b").src = "data:model";
 """
 DRIVE_PAGE = """
 let wrong = WRONG;
 for (let i = 0; i < CONFIG.trials; i++) {
   let x = element("player-x").src === element("player-a").src ? "a" : "b";
+  xs.push(x.toUpperCase());
   if (wrong > 0) { x = x === "a" ? "b" : "a"; wrong -= 1; }
   element("answer-" + x).handlers.click();
 }
 console.log(element("result").textContent);
+console.log(element("trial").textContent);
+console.log(xs.join(" "));
 """
+
+
+def run_page(node, text, wrong=0):
+    script = re.search(r"<script>(.*)</script>", text, re.S).group(1)
+    program = FAKE_DOM + script + DRIVE_PAGE.replace("WRONG", str(wrong))
+    out = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
 
 
 @pytest.mark.parametrize("wrong", [0, 3, 6])
@@ -319,16 +361,27 @@ def test_abx_page_scores_like_python(tmp_path, wrong):
     if node is None:
         pytest.skip("node is not installed")
     clips = abx_clips(seconds=2)
-    text = open(abx.write_abx_page(tmp_path, clips, trials=10, seed=2)).read()
-    script = re.search(r"<script>(.*)</script>", text, re.S).group(1)
-    program = FAKE_DOM + script + DRIVE_PAGE.replace("WRONG", str(wrong))
-    out = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    text = open(abx.write_abx_page(tmp_path, clips, trials=10)).read()
+    result, done, xs = run_page(node, text, wrong)
     correct = 10 - wrong
     p = abx.binomial_p_value(correct, 10)
-    assert out.stdout.startswith(f"{correct}/10 correct, p = ")
-    shown = float(re.search(r"p = ([0-9.e+-]+)", out.stdout).group(1))
+    assert result.startswith(f"{correct}/10 correct, p = ")
+    shown = float(re.search(r"p = ([0-9.e+-]+)", result).group(1))
     assert shown == pytest.approx(p, rel=5e-3)
+    # the end reveals what X was in each trial
+    assert done == f"Done. X was: {xs}."
+
+
+def test_abx_page_draws_x_each_time_it_opens(tmp_path):
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("node is not installed")
+    text = open(abx.write_abx_page(tmp_path, abx_clips(seconds=2), trials=40)).read()
+    draws = [run_page(node, text)[2] for _ in range(3)]
+    # three openings of one page: different answers (equal by chance with p = 2^-40)
+    assert len(set(draws)) == 3
+    for d in draws:
+        assert set(d.split()) == {"A", "B"}
 
 
 # ---------------------------------------------------------------- command line
@@ -339,11 +392,12 @@ def test_main_without_clips_exits_2_with_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and str(tmp_path) in err and "target.wav" in err
 
 
-def test_main_without_aplay_writes_the_page(report_copy, monkeypatch, capsys):
+def test_main_without_a_player_writes_the_page(report_copy, monkeypatch, capsys):
     folder = report_copy
-    monkeypatch.setattr(abx.shutil, "which", lambda name: None)
-    assert abx.main([str(folder), "--trials", "4", "--seed", "1"]) == 0
-    assert "abx.html" in capsys.readouterr().out
+    monkeypatch.setattr(abx, "choose_player", lambda: (None, None))
+    assert abx.main([str(folder), "--trials", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "abx.html" in out and "PortAudio or aplay" in out
     assert page_config((folder / "abx.html").read_text())["trials"] == 4
 
 
@@ -376,3 +430,61 @@ def test_aplay_failure_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(PedalError, match="audio open error") as caught:
         abx.aplay_player(np.zeros(100, np.float32), RATE)
     assert "\n" not in str(caught.value) and str(caught.value).startswith("aplay")
+
+
+class FakeSounddevice:
+    """Stands in for the `sounddevice` module: records what it was asked to play."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self, devices=True, fail=None):
+        self.devices, self.fail, self.played = devices, fail, []
+
+    def query_devices(self, kind=None):
+        if not self.devices:
+            raise self.PortAudioError("Error querying device -1")
+        return {"name": "default", "max_output_channels": 2}
+
+    def play(self, samples, rate, blocking=False):
+        if self.fail:
+            raise self.PortAudioError(self.fail)
+        self.played.append((np.array(samples), rate, blocking))
+
+
+def test_portaudio_is_the_first_choice(monkeypatch, tmp_path):
+    fake = FakeSounddevice()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    name, play = abx.choose_player()
+    assert name == "PortAudio"
+    samples = np.linspace(-0.5, 0.5, 480, dtype=np.float32)
+    play(samples, RATE)
+    (got, rate, blocking), = fake.played
+    np.testing.assert_array_equal(got, samples)
+    assert rate == RATE and blocking is True
+    # without an output device: aplay, where there is one; else nothing (the page)
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeSounddevice(devices=False))
+    monkeypatch.setenv("PATH", fake_aplay(tmp_path, "true"))
+    assert abx.choose_player()[0] == "aplay"
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert abx.choose_player() == (None, None)
+
+
+def test_portaudio_failure_is_one_line(monkeypatch):
+    problem = "Error opening OutputStream: Device unavailable\nmore"
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeSounddevice(fail=problem))
+    with pytest.raises(PedalError, match="Device unavailable") as caught:
+        abx.sounddevice_player(np.zeros(100, np.float32), RATE)
+    assert "\n" not in str(caught.value)
+
+
+def test_main_plays_the_test_through_the_chosen_player(report_copy, monkeypatch, capsys):
+    fake = FakeSounddevice()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    replies = iter(["a", "b", "q"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(replies))
+    assert abx.main([str(report_copy), "--trials", "3", "--seed", "4"]) == 0
+    assert "playing through PortAudio" in capsys.readouterr().out
+    assert len(fake.played) == 9              # A, B and X of the three trials begun
+    result = json.loads((report_copy / abx.RESULT_FILE).read_text())
+    assert result["trials"] == 2 and result["planned_trials"] == 3

@@ -11,9 +11,11 @@ from scipy.signal import lfilter
 from pedal.io.audiofile import write_audio
 from pedal.signals import esr
 from pedal.tools import capsignal, losses
-from pedal.tools.align import align, load_capture
+from pedal.tools.align import align
+from pedal.tools.architectures import make
 from pedal.tools.capture import main as capture_main
-from pedal.tools.nets import load_pt, reference_output_pt
+from pedal.tools.capturefolder import load_capture
+from pedal.tools.nets import load_pt, make_net, reference_output_pt
 from pedal.tools.train import main as train_main
 
 RATE = 48000
@@ -81,12 +83,13 @@ def test_training_learns_the_gear_and_the_kernels_play_it(capture_dir, tmp_path)
     assert val < 0.2
     # the validation ESR in the model is what the net does on the validation section
     cap = load_capture(capture_dir)
-    s, e = cap.validation
-    pred = reference_output_pt(f"{run}/model.pt", cap.dry[:e])[s:]
+    (s, e), = cap.takes[0].validation
+    dry = cap.takes[0].dry
+    pred = reference_output_pt(f"{run}/model.pt", dry[:e])[s:]
     assert esr(cap.takes[0].wet[s:e], pred) == pytest.approx(val, rel=0.02)
     # and pedal-convert's kernels play what torch plays
     from pedal.tools.convert import run_kernels
-    np.testing.assert_allclose(run_kernels(pt, cap.dry[:e], 64)[s:], pred, atol=1e-5)
+    np.testing.assert_allclose(run_kernels(pt, dry[:e], 64)[s:], pred, atol=1e-5)
     assert os.path.exists(f"{run}/model.nam")
 
 
@@ -147,20 +150,68 @@ def test_conditioned_model_follows_its_knob(sweep_dir, tmp_path, arch):
     assert [(k.name, k.minimum, k.maximum, k.default) for k in model.knobs] == \
         [("drive_db", 0.0, 1.0, 0.5)]
     cap = load_capture(sweep_dir)
-    s, e = cap.validation
+    (s, e), = cap.takes[0].validation
+    dry = cap.takes[0].dry
     from pedal.model.arch import build
     from pedal.processor import stream
     outs = []
     for take in cap.takes:
         knob = take.knob_vector[0]
-        ref = reference_output_pt(f"{run}/model.pt", cap.dry[:e], [knob])[s:]
+        ref = reference_output_pt(f"{run}/model.pt", dry[:e], [knob])[s:]
         proc = build(model)
         proc.set_knob(0, knob)
         proc.reset(RATE, 64)
-        np.testing.assert_allclose(stream(proc, cap.dry[:e], 64)[s:], ref, atol=2e-5)
+        np.testing.assert_allclose(stream(proc, dry[:e], 64)[s:], ref, atol=2e-5)
         outs.append(ref)
     # more drive, more distortion: the model's output differs between the knob's ends
     assert esr(outs[0], outs[2]) > 1e-3
+
+
+@pytest.mark.parametrize("arch,config", [
+    ("WaveNet", {"layer_arrays": [
+        {"input_size": 1, "condition_size": 1, "channels": 3, "head_size": 2, "head_bias": False,
+         "layers": [{"kernel_size": 3, "dilation": d, "activation": "Tanh", "gating": g}
+                    for d, g in ((1, "none"), (2, "gated"))]},
+        {"input_size": 3, "condition_size": 1, "channels": 2, "head_size": 1, "head_bias": True,
+         "layers": [{"kernel_size": 2, "dilation": 4, "activation": "Tanh", "gating": "none"}]}],
+        "knob_inputs": 2}),
+    ("Recurrent", {"cell": "LSTM", "input_size": 3, "hidden_sizes": [5],
+                   "dense": [{"size": 1, "activation": "Identity"}], "skip": 1}),
+])
+def test_knob_origin_is_rewritten_exactly(arch, config):
+    """Training feeds knobs relative to their defaults; the model file's net, fed the knobs
+    themselves, computes the same."""
+    from pedal.tools.nets import make_net, shift_knob_origin
+    torch.manual_seed(3)
+    net = make_net(arch, config)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    origin = np.array([0.35, 0.8])
+    moved = make_net(arch, config)
+    moved.load_tensors(shift_knob_origin(arch, config, net.tensors(), origin))
+    back = make_net(arch, config)
+    back.load_tensors(shift_knob_origin(arch, config, moved.tensors(), -origin))
+    x = torch.from_numpy(0.5 * np.random.default_rng(0).standard_normal((2, 600))
+                         .astype(np.float32))
+    knobs = torch.tensor([[0.0, 1.0], [0.7, 0.2]])
+    with torch.no_grad():
+        trained = net(x, knobs - torch.tensor(origin, dtype=torch.float32))
+        np.testing.assert_allclose(moved(x, knobs).numpy(), trained.numpy(), atol=2e-5)
+        np.testing.assert_allclose(back(x, knobs - torch.tensor(origin, dtype=torch.float32))
+                                   .numpy(), trained.numpy(), atol=2e-5)
+
+
+def test_film_learns_at_its_own_rate(sweep_dir, tmp_path):
+    run = str(tmp_path / "run")
+    assert train_main([sweep_dir, "-o", run, "--epochs", "0.01", "--film-lr-factor", "10",
+                       *TINY]) == 0
+    groups = torch.load(f"{run}/checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
+    rest, film = groups
+    assert film["factor"] == 10 and rest["factor"] == 1
+    assert film["lr"] == pytest.approx(10 * rest["lr"])
+    net = make_net(*make("wavenet", 1, 2))
+    assert len(film["params"]) == sum("film" in name for name in net.params)
 
 
 def test_cnn_refuses_knobs(sweep_dir, tmp_path, capsys):

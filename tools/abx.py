@@ -8,9 +8,11 @@ plays them again and "q" stops early. The score comes with the one-sided binomia
 the chance of doing at least as well by guessing. Below 0.05 you reliably hear a difference;
 above it the model passed for the gear, as far as this test can tell.
 
-The terminal test plays through `aplay` and saves its result to REPORT_DIR/abx-result.json.
-Without `aplay`, or with --page, it writes REPORT_DIR/abx.html instead: one self-contained
-page (audio embedded, no network) that runs the same test in a browser.
+The terminal test plays through PortAudio (the `sounddevice` package; Debian's libportaudio2),
+or ALSA's `aplay` where that is missing, and saves its result to REPORT_DIR/abx-result.json.
+With neither, or with --page, it writes REPORT_DIR/abx.html instead: one self-contained page
+(audio embedded, no network) that runs the same test in a browser, drawing X for each trial
+when it is opened, so that its source gives nothing away.
 
 Exit status: 0 done; 2 no clips in the folder, an unreadable clip, or a player that failed.
 """
@@ -166,6 +168,16 @@ def _check_trials(trials):
         raise PedalError("--trials", f"{trials} is not in 1..{MAX_TRIALS}")
 
 
+def sounddevice_player(samples, rate):
+    """Play through PortAudio (the `sounddevice` package) on the default output device."""
+    import sounddevice
+    try:
+        sounddevice.play(np.asarray(samples, np.float32), int(rate), blocking=True)
+    except sounddevice.PortAudioError as e:
+        raise PedalError("PortAudio", f"{str(e).splitlines()[0]} (try --page for a page to "
+                                      f"open in a browser)") from None
+
+
 def aplay_player(samples, rate):
     """Play through ALSA's `aplay` from a temporary 16-bit WAV."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
@@ -178,16 +190,33 @@ def aplay_player(samples, rate):
         raise PedalError("aplay", f"{problem} (try --page for a page to open in a browser)")
 
 
+def choose_player():
+    """(name, play) of the first way to play sound here: PortAudio with an output device,
+    else `aplay`; (None, None) with neither."""
+    try:
+        import sounddevice
+    except (ImportError, OSError):          # not installed, or no libportaudio2
+        sounddevice = None
+    if sounddevice is not None:
+        try:
+            sounddevice.query_devices(kind="output")
+            return "PortAudio", sounddevice_player
+        except sounddevice.PortAudioError:  # no output device
+            pass
+    if shutil.which("aplay"):
+        return "aplay", aplay_player
+    return None, None
+
+
 # ---------------------------------------------------------------- the page
 
-def write_abx_page(folder, clips, trials=10, seed=None):
-    """Write FOLDER/abx.html: one page, no network, audio embedded as base64 WAV, the X of
-    each trial drawn here from `seed`, scoring and the p-value in the page's script."""
+def write_abx_page(folder, clips, trials=10):
+    """Write FOLDER/abx.html: one page, no network, audio embedded as base64 WAV; the page
+    draws X for each trial when it opens (the answers are in no file) and scores the test
+    with the p-value in its script."""
     _check_trials(trials)
     a, b, rate = excerpts(clips)
-    rng = np.random.default_rng(seed)
-    sequence = ["a" if rng.random() < 0.5 else "b" for _ in range(trials)]
-    config = {"trials": trials, "sequence": sequence, "significant": SIGNIFICANT_P}
+    config = {"trials": trials, "significant": SIGNIFICANT_P}
     page = (PAGE_TEMPLATE
             .replace("__CONFIG__", json.dumps(config))
             .replace("__A__", _data_uri(a, rate))
@@ -230,6 +259,9 @@ throughout.</p>
 const CONFIG = __CONFIG__;
 const players = { a: document.getElementById("player-a"), b: document.getElementById("player-b"),
                   x: document.getElementById("player-x") };
+// X of each trial, drawn now, from the browser's cryptographic generator
+const sequence = Array.from(crypto.getRandomValues(new Uint8Array(CONFIG.trials)),
+                            function (v) { return v & 1 ? "a" : "b"; });
 let trial = 0, correct = 0;
 
 function choose(n, k) {
@@ -248,7 +280,7 @@ function stopAll() {
 }
 function showTrial() {
   stopAll();
-  players.x.src = players[CONFIG.sequence[trial]].src;
+  players.x.src = players[sequence[trial]].src;
   document.getElementById("trial").textContent =
     "Trial " + (trial + 1) + " of " + CONFIG.trials;
 }
@@ -262,12 +294,13 @@ function finish() {
     " (the chance of doing at least that well by guessing): ";
   line += p < CONFIG.significant ? "you hear a difference between the gear and the model."
                                  : "no reliable difference heard.";
-  document.getElementById("trial").textContent = "Done.";
+  document.getElementById("trial").textContent = "Done. X was: " +
+    sequence.map(function (v) { return v.toUpperCase(); }).join(" ") + ".";
   document.getElementById("result").textContent = line;
 }
 function answer(choice) {
   if (trial >= CONFIG.trials) return;
-  if (choice === CONFIG.sequence[trial]) correct += 1;
+  if (choice === sequence[trial]) correct += 1;
   trial += 1;
   if (trial < CONFIG.trials) showTrial(); else finish();
 }
@@ -288,7 +321,9 @@ def build_parser():
     p.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")
     p.add_argument("--page", action="store_true",
                    help="write abx.html to open in a browser instead of playing here")
-    p.add_argument("--seed", type=int, help="fix the random choice of X (for repeatable tests)")
+    p.add_argument("--seed", type=int,
+                   help="fix the terminal test's choice of X (for repeatable tests; the page "
+                        "draws its own)")
     json_option(p)
     return p
 
@@ -298,14 +333,17 @@ def main(argv=None):
 
     def work():
         clips = load_clips(args.folder)
-        if args.page or shutil.which("aplay") is None:
-            path = write_abx_page(args.folder, clips, args.trials, args.seed)
-            reason = "" if args.page else "no aplay here to play the clips: "
+        name, play = (None, None) if args.page else choose_player()
+        if play is None:
+            path = write_abx_page(args.folder, clips, args.trials)
+            reason = "" if args.page else "nothing here to play the clips with (PortAudio " \
+                                          "or aplay): "
             emit({"page": path}, args.json, [f"{reason}open {path} in a browser to take the test"])
             return
-        result = run_terminal_abx(clips, args.trials, aplay_player, _ask_terminal,
-                                  np.random.default_rng(args.seed),
-                                  say=note if args.json else print,
+        say = note if args.json else print
+        say(f"playing through {name}")
+        result = run_terminal_abx(clips, args.trials, play, _ask_terminal,
+                                  np.random.default_rng(args.seed), say=say,
                                   result_path=os.path.join(args.folder, RESULT_FILE))
         if args.json:
             print(json.dumps(result))

@@ -69,7 +69,7 @@ def mrstft(target, pred, sizes=STFT_SIZES):
 class CaptureLoss(torch.nn.Module):
     """ESR(pre-emphasised) + dc_weight * DC + stft_weight * MR-STFT."""
 
-    def __init__(self, pre_emphasis="first-order", rate=48000, dc_weight=1.0, stft_weight=2e-4):
+    def __init__(self, pre_emphasis="first-order", rate=48000, dc_weight=1.0, stft_weight=0.0):
         super().__init__()
         self.pre = PreEmphasis(pre_emphasis, rate)
         self.dc_weight, self.stft_weight = dc_weight, stft_weight

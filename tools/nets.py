@@ -265,6 +265,39 @@ class CNNNet(_Named):
 NETS = {"WaveNet": WaveNetNet, "Recurrent": RecurrentNet, "CNN": CNNNet}
 
 
+def shift_knob_origin(architecture, config, tensors, origin):
+    """The tensors of a net fed the knobs as `k - origin` rewritten, exactly, for a net fed
+    `k` itself (the model file's knobs); origin -o goes back.
+
+    Training feeds the knobs relative to the setting the net starts from (the default, where
+    --init's model was trained), so that FiLM's identity, at knob 0, is that setting.
+    WaveNet FiLM: gamma z + beta with gamma = 1 + S (k - o), beta = B (k - o) is, per
+    channel, (1 + S' k) z' + B' k with g = 1 - S o, z' = g z - B o (the layer's conv taps,
+    input mixer and bias scaled, the bias shifted), S' = S / g, B' = B + (B o) S'.
+    Recurrent nets: the knob inputs' weights times o move into the input bias."""
+    origin = np.asarray(origin, np.float64)
+    out = {k: np.array(v, np.float64) for k, v in tensors.items()}
+    if not origin.any():
+        return {k: v.astype(np.float32) for k, v in out.items()}
+    if architecture == "WaveNet":
+        for name in [n for n in out if n.endswith(".film_scale")]:
+            p = name[:-len("film_scale")]
+            scale, shift = out[p + "film_scale"], out[p + "film_shift"]
+            g = 1.0 - scale @ origin
+            if np.abs(g).min() < 1e-3:
+                raise ModelError(name, "FiLM shuts a channel off at the knobs' origin; the "
+                                       "model cannot be rewritten for the file's knobs")
+            d = -(shift @ origin)
+            out[p + "conv_w"] *= g[:, None, None]
+            out[p + "mixer"] *= g[:, None]
+            out[p + "conv_b"] = g * out[p + "conv_b"] + d
+            out[p + "film_scale"] = scale / g[:, None]
+            out[p + "film_shift"] = shift - d[:, None] * out[p + "film_scale"]
+    elif architecture == "Recurrent" and "r0.w_ih" in out:
+        out["r0.b_ih"] = out["r0.b_ih"] - out["r0.w_ih"][:, 1:] @ origin
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
 def make_net(architecture, config):
     if architecture not in NETS:
         raise ModelError("model.pt", f"architecture: {architecture!r} has no torch net "

@@ -26,18 +26,25 @@ from pedal.files import write_atomic
 from pedal.io.audiofile import write_audio
 from pedal.signals import esr as compute_esr
 
-# ESR bands of the verdict: an ESR below the bound earns the words
-EXCELLENT_ESR = 0.01
-VERY_GOOD_ESR = 0.03
-GOOD_ESR = 0.1
-ROUGH_ESR = 0.3
+# The verdict's ESR bands and words follow Neural Amp Modeler's trainer (nam/train/core.py:
+# below 0.01 "Great!", 0.035 "Not bad!", 0.1 "...This *might* sound ok!", 0.3 "...This
+# probably won't sound great :(", else "...Something seems to have gone wrong.").
+GREAT_ESR = 0.01
+NOT_BAD_ESR = 0.035
+MIGHT_BE_OK_ESR = 0.1
+NOT_GREAT_ESR = 0.3
 VERDICTS = (
-    (EXCELLENT_ESR, "excellent: hard to tell from the gear"),
-    (VERY_GOOD_ESR, "very good: only a careful listener hears a difference"),
-    (GOOD_ESR, "good: differences audible side by side"),
-    (ROUGH_ESR, "rough: clearly different from the gear"),
+    (GREAT_ESR, "great: hard to tell from the gear"),
+    (NOT_BAD_ESR, "not bad: close to the gear; a careful listener may hear the difference"),
+    (MIGHT_BE_OK_ESR, "might sound ok: differences are audible side by side"),
+    (NOT_GREAT_ESR, "probably won't sound great: clearly different from the gear"),
 )
-POOR_VERDICT = "poor: check the capture (alignment, levels)"
+POOR_VERDICT = "something went wrong: check the capture (alignment, levels)"
+# A run whose best validation ESR is not below this fraction of the ESR it started from (or
+# not below 1, what silence scores) did not learn.
+LEARNT_FRACTION = 0.9
+NO_LEARNING = ("did not learn: the model is no closer to the gear than silence, or than the "
+               "untrained net")
 
 # Frequency bands of the per-band error (Hz); None = up to Nyquist
 BANDS = (("lows", 20.0, 250.0), ("low mids", 250.0, 1000.0), ("high mids", 1000.0, 4000.0),
@@ -57,19 +64,42 @@ PLOT_FILES = {"waveform": "waveform.png", "spectrograms": "spectrograms.png",
               "esr_per_epoch": "esr_per_epoch.png", "error_spectrum": "error_spectrum.png"}
 JSON_FILE = "report.json"
 SUMMARY_KEYS = ("name", "architecture", "val_esr", "minutes", "parameters")
+# optional: "initial_esr", the untrained net's validation ESR
 MARKDOWN_FILE = "report.md"
 
 COLOURS = {"dry": "0.6", "target": "tab:blue", "model": "tab:orange", "error": "tab:red"}
 
 
-def verdict(esr):
-    """One plain line for a validation ESR (a NaN, from a diverged run, is poor)."""
+def verdict(esr, initial_esr=None):
+    """One plain line for a validation ESR (a NaN, from a diverged run, is poor); with the
+    ESR the untrained net had, a run that did not improve on it says so."""
     esr = float(esr)
-    if math.isfinite(esr):
-        for bound, words in VERDICTS:
-            if esr < bound:
-                return words
+    if not math.isfinite(esr):
+        return POOR_VERDICT
+    if not learnt(esr, initial_esr):
+        return NO_LEARNING
+    for bound, words in VERDICTS:
+        if esr < bound:
+            return words
     return POOR_VERDICT
+
+
+def learnt(esr, initial_esr=None):
+    """Whether a run got anywhere: below 1 (silence's ESR) and, when the start is known,
+    clearly below where it started."""
+    esr = float(esr)
+    if not esr < 1.0:
+        return False
+    return initial_esr is None or not math.isfinite(initial_esr) or \
+        esr < LEARNT_FRACTION * initial_esr
+
+
+def gain_only_esr(dry, target):
+    """The ESR of the dry signal at the best volume: what a model must beat to have learnt
+    more than a level (for nearly clean gear it is already small)."""
+    dry, target = np.asarray(dry, np.float64), np.asarray(target, np.float64)
+    gain = float(dry @ target) / max(float(dry @ dry), 1e-20)
+    return compute_esr(target, gain * dry)
 
 
 def error_spectrum(target, prediction, rate):
@@ -126,7 +156,7 @@ def write_report(folder, dry, target, prediction, rate, history, summary):
     paths = {}
     paths.update(_write_clips(folder, dry, target, prediction, rate))
     paths.update(_write_plots(folder, dry, target, prediction, rate, history))
-    report = _report_dict(summary, history, measured_esr, target, prediction, rate)
+    report = _report_dict(summary, history, measured_esr, dry, target, prediction, rate)
     paths["json"] = _write_text(folder, JSON_FILE, json.dumps(report, indent=2,
                                                               allow_nan=False) + "\n")
     paths["markdown"] = _write_text(folder, MARKDOWN_FILE, report_markdown(report))
@@ -140,8 +170,11 @@ def report_markdown(report):
              f"**Verdict: {report['verdict']}**", "",
              f"The model's output differs from your gear's by an error carrying "
              f"{100 * esr:.2g} % of the gear's signal energy (ESR {esr:.4g}, measured on "
-             f"audio the model never trained on). Lower is better: below {EXCELLENT_ESR} "
-             f"is hard to tell apart.", "",
+             f"audio the model never trained on). Lower is better; the words follow Neural "
+             f"Amp Modeler's scale (below {GREAT_ESR} great, {NOT_BAD_ESR} not bad, "
+             f"{MIGHT_BE_OK_ESR} might sound ok, {NOT_GREAT_ESR} probably won't sound great). "
+             f"For comparison, the dry signal at the best volume scores "
+             f"{report['gain_only_esr']:.4g}{_start_text(report)}.", "",
              "| | |", "|---|---|",
              f"| Model | {report['architecture']} |",
              f"| Validation ESR | {esr:.4g} |",
@@ -184,12 +217,13 @@ def _check_signals(folder, dry, target, prediction, rate):
     return arrays
 
 
-def _report_dict(summary, history, measured_esr, target, prediction, rate):
+def _report_dict(summary, history, measured_esr, dry, target, prediction, rate):
     report = dict(summary)
     if summary["val_esr"] is not None and not math.isclose(summary["val_esr"], measured_esr,
                                                            rel_tol=1e-3):
         report["trainer_val_esr"] = summary["val_esr"]      # measured on other audio
-    report.update(val_esr=measured_esr, verdict=verdict(measured_esr), sample_rate=rate,
+    report.update(val_esr=measured_esr, verdict=verdict(measured_esr, summary.get("initial_esr")),
+                  gain_only_esr=gain_only_esr(dry, target), sample_rate=rate,
                   history=[_plain(h) for h in history],
                   bands=band_errors(target, prediction, rate),
                   files={**CLIP_FILES, **PLOT_FILES, "markdown": MARKDOWN_FILE})
@@ -210,9 +244,18 @@ def _plain(value):
 
 
 def _minutes_text(report):
-    epochs = len(report.get("history") or [])
+    """Minutes, epochs (as the plot's axis counts them) and validations."""
+    history = report.get("history") or []
     text = f"{float(report['minutes']):.1f} min"
-    return f"{text}, {epochs} epochs" if epochs else text
+    if not history or history[-1].get("epoch") is None:
+        return text
+    checks = len(history)
+    return f"{text}, {history[-1]['epoch']:.3g} epochs ({checks} validation{'s' * (checks != 1)})"
+
+
+def _start_text(report):
+    start = report.get("initial_esr")
+    return "" if start is None else f", and the untrained net scored {start:.4g}"
 
 
 def _db(power):

@@ -21,10 +21,11 @@ from pedal.cli.common import Parser, check_output_folder, json_option, note, run
 from pedal.errors import PedalError
 from pedal.model.file import Knob
 
-from .align import load_capture
 from .architectures import NAMES, make
+from .capturefolder import load_capture
 from .losses import CaptureLoss
-from .nets import load_pt, make_net, save_pt, torch_load, torch_save_atomic
+from .nets import load_pt, make_net, save_pt, shift_knob_origin, torch_load, torch_save_atomic
+from .report import learnt
 
 VALIDATE_EVERY_S = 20.0       # least wall time between validations (and checkpoints)
 RECURRENT_WARMUP = 2048       # samples a recurrent net runs before its loss counts
@@ -52,20 +53,40 @@ class Trainer:
         self.context = RECURRENT_WARMUP if self.recurrent else self.net.receptive_field - 1
         self.loss_fn = CaptureLoss(args.pre_emphasis, capture.rate, args.dc_weight,
                                    args.stft_weight).to(self.device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=args.lr)
+        # FiLM's weights may learn faster than the rest (--film-lr-factor): each sees only
+        # the knob differences within a batch, a noisy signal that Adam turns into small steps
+        film = [p for name, p in self.net.params.items() if "film" in name]
+        rest = [p for name, p in self.net.params.items() if "film" not in name]
+        groups = [{"params": rest, "factor": 1.0}] + \
+            ([{"params": film, "factor": args.film_lr_factor}] if film else [])
+        self.opt = torch.optim.Adam(groups, lr=args.lr)
         self.params = list(self.net.parameters())
         # a running average of the weights smooths the noise of a high learning rate
         self.ema = [p.detach().clone() for p in self.params] if args.ema else None
-        self.starts = capture.train_starts(self.context, args.segment)
-        if len(self.starts) == 0:
+        self.starts = [t.train_starts(self.context, args.segment) for t in capture.takes]
+        total = sum(len(s) for s in self.starts)
+        if total == 0:
             raise PedalError(capture.path, "sections: no training material long enough for "
                                            f"segments of {args.segment} samples")
+        self.take_weights = np.array([len(s) / total for s in self.starts])
         self.elapsed, self.step, self.history = 0.0, 0, []
         self.best_esr, self.best_tensors = math.inf, None
-        self.x = torch.from_numpy(capture.dry).to(self.device)
+        self.initial_esr = None       # the untrained net's, to tell whether the run learnt
+        drys = {}     # one tensor per dry signal, however many takes share it
+        self.xs = [drys.setdefault(id(t.dry), torch.from_numpy(t.dry).to(self.device))
+                   for t in capture.takes]
         self.ys = [torch.from_numpy(t.wet).to(self.device) for t in capture.takes]
-        self.knobs = torch.tensor([t.knob_vector for t in capture.takes], dtype=torch.float32,
-                                  device=self.device) if capture.knobs else None
+        # Each take's examples are scaled to the take's own level, so that the loss weighs
+        # every knob setting alike (a heavily compressed take is far quieter than the rest).
+        levels = [np.sqrt(np.mean(np.concatenate([t.wet[s:e] for s, e in t.train] or [t.wet]) ** 2,
+                                  dtype=np.float64)) for t in capture.takes]
+        self.take_scale = torch.tensor([1.0 / max(v, 1e-6) for v in levels],
+                                       dtype=torch.float32, device=self.device)
+        # the net sees the knobs relative to their defaults (see nets.shift_knob_origin)
+        self.origin = np.array(capture.knob_origin())
+        self.knobs = torch.tensor([np.array(t.knob_vector) - self.origin for t in capture.takes],
+                                  dtype=torch.float32, device=self.device) \
+            if capture.knobs else None
 
     # -- the schedule: warm-up, then cosine decay over the time budget -----------------------
     def lr_at(self, frac):
@@ -74,17 +95,25 @@ class Trainer:
             return a.lr * max(frac / 0.02, 0.05)
         return a.lr_min + 0.5 * (a.lr - a.lr_min) * (1 + math.cos(math.pi * min(frac, 1.0)))
 
+    def set_lr(self, frac):
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr_at(frac) * g.get("factor", 1.0)
+
     def batch(self):
+        """Segments of takes drawn in proportion to their training material, each with
+        `context` samples of real input in front."""
         n, seg, ctx = self.args.batch, self.args.segment, self.context
-        pick = self.rng.integers(0, len(self.starts), n)
-        take = self.rng.integers(0, len(self.ys), n)
-        starts = torch.as_tensor(self.starts[pick], device=self.device)
-        idx = starts[:, None] + torch.arange(-ctx, seg, device=self.device)[None, :]
-        x = self.x[idx]
-        y = torch.stack([self.ys[t][i[ctx:]] for t, i in zip(take.tolist(), idx)])
-        k = self.knobs[torch.as_tensor(take, device=self.device)] if self.knobs is not None \
-            else None
-        return x, y, k
+        takes = self.rng.choice(len(self.ys), n, p=self.take_weights).tolist()
+        offsets = torch.arange(-ctx, seg, device=self.device)
+        xs, ys = [], []
+        for t in takes:
+            start = int(self.starts[t][self.rng.integers(0, len(self.starts[t]))])
+            idx = start + offsets
+            xs.append(self.xs[t][idx])
+            ys.append(self.ys[t][idx[ctx:]])
+        picked = torch.as_tensor(takes, device=self.device)
+        k = self.knobs[picked] if self.knobs is not None else None
+        return torch.stack(xs), torch.stack(ys), k, self.take_scale[picked][:, None]
 
     def compile(self, say):
         """Fuse the net's elementwise work with torch.compile (its compile time is not
@@ -92,8 +121,7 @@ class Trainer:
         t0 = time.monotonic()
         try:
             self.train_net = torch.compile(self.net)
-            for g in self.opt.param_groups:
-                g["lr"] = self.lr_at(self.elapsed / (self.args.minutes * 60.0))
+            self.set_lr(self.elapsed / (self.args.minutes * 60.0))
             self.train_step()
         except Exception as e:  # no C++ compiler, an unsupported platform, ...
             self.train_net = self.net
@@ -102,9 +130,9 @@ class Trainer:
         say(f"compiled the net in {time.monotonic() - t0:.0f} s")
 
     def train_step(self):
-        x, y, k = self.batch()
+        x, y, k, scale = self.batch()
         pred = self._forward(x, k)
-        loss = self.loss_fn(y, pred)
+        loss = self.loss_fn(scale * y, scale * pred)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.args.clip)
@@ -126,12 +154,13 @@ class Trainer:
         return self.train_net(x, k, pad=False)
 
     def predict(self, start, end, take=0):
-        """The net on [start, end) of the dry signal, with real input before it as context."""
+        """The net on [start, end) of the take's dry signal, with real input before it as
+        context."""
         ctx = min(start, RECURRENT_CONTEXT if self.recurrent else self.context)
         k = self.knobs[take:take + 1] if self.knobs is not None else None
         self.net.eval()
         with torch.no_grad():
-            out = self.net(self.x[None, start - ctx:end], k)[0, ctx:]
+            out = self.net(self.xs[take][None, start - ctx:end], k)[0, ctx:]
         self.net.train()
         return out
 
@@ -151,23 +180,27 @@ class Trainer:
                 torch._foreach_copy_(self.params, current)
 
     def validate(self, per_take=False):
-        """Plain ESR on the validation section, energy-weighted over all takes (or a list,
-        one per take)."""
-        s, e = self.capture.validation
+        """Plain ESR on the validation sections: the mean over the takes, each knob setting
+        counting alike (or a list, one per take)."""
         errs, energies = [], []
         for t, y in enumerate(self.ys):
-            pred = self.predict(s, e, t)
-            errs.append(float(((pred - y[s:e]) ** 2).sum()))
-            energies.append(max(float((y[s:e] ** 2).sum()), 1e-20))
-        if per_take:
-            return [a / b for a, b in zip(errs, energies)]
-        return sum(errs) / sum(energies)
+            err = energy = 0.0
+            for s, e in self.capture.takes[t].validation:
+                pred = self.predict(s, e, t)
+                err += float(((pred - y[s:e]) ** 2).sum())
+                energy += float((y[s:e] ** 2).sum())
+            errs.append(err)
+            energies.append(max(energy, 1e-20))
+        per = [a / b for a, b in zip(errs, energies)]
+        return per if per_take else float(np.mean(per))
 
     def run(self, say, checkpoint_path=None):
         """Train until the time budget, the epochs or early stopping end it."""
         a = self.args
         budget = a.minutes * 60.0
         steps_per_epoch = max(1, self.capture.train_samples // (a.batch * a.segment))
+        if self.initial_esr is None:
+            self.initial_esr = self.validate()
         if a.compile == "on" or (a.compile == "auto" and budget >= COMPILE_FROM_S):
             self.compile(say)
         t0 = time.monotonic() - self.elapsed     # the budget is training time, not compiling
@@ -180,8 +213,7 @@ class Trainer:
                 frac = self.elapsed / budget
                 if frac >= 1.0 or (a.epochs and self.step >= a.epochs * steps_per_epoch):
                     break
-                for g in self.opt.param_groups:
-                    g["lr"] = self.lr_at(frac)
+                self.set_lr(frac)
                 losses.append(self.train_step())
                 bar.update(self.elapsed)
                 if time.monotonic() - last_val >= interval:
@@ -225,16 +257,29 @@ class Trainer:
                   if k in ours and v.shape == ours[k].shape}
         if not theirs:
             raise PedalError(path, "tensors: none fits this architecture and size")
+        if self.capture.knobs:
+            theirs = shift_knob_origin(self.arch, self.config, theirs, -self.origin)
         self.net.load_tensors(theirs)
         if self.ema is not None:
             torch._foreach_copy_(self.ema, [p.detach() for p in self.params])
         return len(theirs)
 
     # -- checkpoints ---------------------------------------------------------------------------
+    def export_net(self):
+        """The net for the model file: fed the knobs themselves, not relative to their
+        defaults."""
+        if not self.capture.knobs:
+            return self.net
+        net = make_net(self.arch, self.config)
+        net.load_tensors(shift_knob_origin(self.arch, self.config, self.net.tensors(),
+                                           self.origin))
+        return net.eval()
+
     def state(self):
         return {"format": "pedal-train-checkpoint", "version": 1, "architecture": self.arch,
                 "config": self.config, "step": self.step, "elapsed": self.elapsed,
                 "history": self.history, "best_esr": self.best_esr,
+                "initial_esr": self.initial_esr,
                 "best": {k: torch.from_numpy(v) for k, v in (self.best_tensors or {}).items()},
                 "tensors": {k: torch.from_numpy(v) for k, v in self.net.tensors().items()},
                 "optimizer": self.opt.state_dict(), "ema": self.ema,
@@ -258,7 +303,7 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
             raise PedalError(path, f"checkpoint does not fit this run ({e})") from None
         self.step, self.elapsed, self.history = ck["step"], ck["elapsed"], ck["history"]
-        self.best_esr = ck["best_esr"]
+        self.best_esr, self.initial_esr = ck["best_esr"], ck.get("initial_esr")
         self.best_tensors = {k: v.numpy() for k, v in ck["best"].items()} or None
 
 
@@ -319,6 +364,9 @@ def build_parser():
                         f"under {WIDE_CHANNELS} channels, {LR_WIDE} for wider ones, "
                         f"{LR_RECURRENT} for recurrent ones)")
     p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--film-lr-factor", type=float, default=1.0,
+                   help="FiLM's weights learn at this multiple of the rate (conditioned "
+                        "WaveNet/TCN; 10 sped up a compressor's knob, see BENCHMARKS.md)")
     p.add_argument("--batch", type=int, help="examples per step (default 4 convolutional, "
                                              "16 recurrent)")
     p.add_argument("--segment", type=int, help="samples per example (default 32768 "
@@ -403,7 +451,8 @@ def train(args, say=print):
     val_esr = trainer.run(say, ck_path)
     name = args.name or capture.gear_name()
     training = {"architecture": args.arch, "minutes": round(trainer.elapsed / 60, 2),
-                "steps": trainer.step, "validation_esr": val_esr}
+                "steps": trainer.step, "validation_esr": val_esr,
+                "initial_validation_esr": trainer.initial_esr}
     if len(capture.takes) > 1:
         training["validation_esr_per_take"] = [
             {"knobs": t.knobs, "esr": v} for t, v in zip(capture.takes,
@@ -412,9 +461,13 @@ def train(args, say=print):
             say(f"  {entry['knobs']}: validation ESR {entry['esr']:.4f}")
     metadata = {"name": name, **capture.gear_metadata(), "training": training}
     pt_path = os.path.join(args.out, "model.pt")
-    save_pt(trainer.net, pt_path, arch, capture.rate, model_knobs(capture), metadata,
+    save_pt(trainer.export_net(), pt_path, arch, capture.rate, model_knobs(capture), metadata,
             {"validation": val_esr})
     say(f"validation ESR {val_esr:.4f}; wrote {pt_path} (pedal-convert {pt_path})")
+    if not learnt(val_esr, trainer.initial_esr):
+        say(f"this run did not learn: validation ESR {val_esr:.4g} against "
+            f"{trainer.initial_esr:.4g} untrained; check the capture, or train longer or at "
+            f"another --lr")
     _export_nam(pt_path, os.path.join(args.out, "model.nam"), say)
     if not args.no_report:
         _report(trainer, args, name, val_esr, say)
@@ -434,16 +487,17 @@ def _export_nam(pt_path, nam_path, say):
 def _report(trainer, args, name, val_esr, say):
     from .abx import load_clips, write_abx_page
     from .report import write_report
-    s, e = trainer.capture.validation
     take = trainer.capture.default_take()
+    t = trainer.capture.takes[take]
+    s, e = max(t.validation, key=lambda r: r[1] - r[0])
     pred = trainer.predict(s, e, take).cpu().numpy()
     summary = {"name": name, "architecture": args.arch, "val_esr": val_esr,
-               "minutes": round(trainer.elapsed / 60, 2),
+               "initial_esr": trainer.initial_esr, "minutes": round(trainer.elapsed / 60, 2),
                "parameters": sum(p.numel() for p in trainer.net.parameters())}
     folder = os.path.join(args.out, "report")
-    write_report(folder, trainer.capture.dry[s:e], trainer.capture.takes[take].wet[s:e], pred,
-                 trainer.capture.rate, trainer.history, summary)
-    write_abx_page(folder, load_clips(folder), seed=trainer.args.seed)
+    write_report(folder, t.dry[s:e], t.wet[s:e], pred, trainer.capture.rate, trainer.history,
+                 summary)
+    write_abx_page(folder, load_clips(folder))
     say(f"report: {folder}/report.md; blind test: pedal-abx {folder} (or open abx.html)")
 
 
