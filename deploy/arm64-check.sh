@@ -18,7 +18,8 @@
 #  4. Here: models, input signal and expected outputs (deploy/arm64_numerics.py prepare: NAM's
 #     own code and torch, so this needs the desktop install, deploy/install-dev.sh). Under
 #     qemu-aarch64-static with the tree's python3: arm64_numerics.py check streams every model
-#     at block lengths 1, 7, 64 and random, max abs error <= 1e-5.
+#     at block lengths 1, 7, 64 and random, max abs error <= 1e-5; then tests/test_blocks.py
+#     (the building blocks of kernels/_gemm.pxd against numpy) with the tree's pytest.
 #
 # Environment: ARM64_ROOT (the tree), PEDAL_SHARED (the shared folder; default ../shared beside
 # the checkout), ARM64_SAMPLES (signal length, default 10000), ARM64_MIRROR (Debian mirror),
@@ -239,5 +240,15 @@ env -i PATH=/usr/bin:/bin HOME="$STAGE" LANG=C.UTF-8 PYTHONPATH="$PKG" \
   PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 \
   "${QEMU[@]}" "$ROOT/usr/bin/python3" "$STAGE/arm64_numerics.py" check \
   "$STAGE/data/manifest.json" || status=1
+
+# The small-matrix building blocks that no shipped kernel uses yet, against numpy run there
+# (-P: not the checkout's pedal/ from the current directory).
+say "building blocks under qemu: tests/test_blocks.py with the tree's pytest"
+mkdir -p "$STAGE/tests"
+cp "$REPO/tests/conftest.py" "$REPO/tests/test_blocks.py" "$STAGE/tests/"
+env -i PATH=/usr/bin:/bin HOME="$STAGE" LANG=C.UTF-8 PYTHONPATH="$PKG" \
+  PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 \
+  "${QEMU[@]}" "$ROOT/usr/bin/python3" -P -m pytest -q -p no:cacheprovider "$STAGE/tests" \
+  || status=1
 say "done in $((SECONDS - T0)) s: $([ "$status" -eq 0 ] && echo 'all passed' || echo FAILED)"
 exit "$status"

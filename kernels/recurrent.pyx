@@ -1,41 +1,72 @@
 # cython: language_level=3
 """Streaming LSTM / GRU stacks with a dense head, the RTNeural / GuitarML / NAM way.
 
-Each recurrent layer's input projection for a whole block is one sgemm; only the recurrent
-matrix-vector product runs per frame. PyTorch gate orders: LSTM i, f, g, o; GRU r, z, n with
-the reset gate applied after the recurrent product (PyTorch, Keras reset_after=True).
-Input row 0 is the audio sample, rows 1.. are knob values (set_knob).
+PyTorch gate orders: LSTM i, f, g, o; GRU r, z, n with the reset gate applied after the
+recurrent product (PyTorch, Keras reset_after=True). Input row 0 is the audio sample, rows
+1.. are knob values (set_knob).
+
+A recurrent layer runs frame after frame, each waiting for the last, so its speed is the
+latency of one step, or, from about 24 hidden units, the multiply-adds of its matrix-vector
+product. The hidden units go in groups of eight (the state padded with units whose weights are
+zero, which stay exactly 0): a group's gates for one frame are eight-float accumulators that
+stay in registers through the product (in two chains over the columns, to halve its dependent
+multiply-adds), the activations and the cell update: one pass over the packed weights per frame
+and nothing else in memory. Each gate's rows are packed pre-scaled by the constant its
+activation wants (_simd.pxd: SIGMOID_SCALE, TANH_SCALE), and the LSTM keeps its cell state as
+TANH_SCALE * c, so no multiplication stands between the product and the exponential.
 """
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.string cimport memcpy, memset
-from _dsp cimport Act, activate, apply_act, matmul, set_bias, tanh_f32, ACT_SIGMOID, ACT_TANH
+from libc.string cimport memcpy
+from _dsp cimport Act, apply_act
+from _simd cimport (f32x8, v8_load, v8_store, v8_splat, v8_bcast, v8_add, v8_sub, v8_mul,
+                    v8_fma, v8_sum, v8_logistic2, v8_tanh2, SIGMOID_SCALE, TANH_SCALE)
 from ._processor cimport Processor
 
 
 cdef struct Rnn:
     int gru
-    int cin
-    int hid
-    const float* w_ih      # (g*hid x cin) column-major
-    const float* w_hh      # (g*hid x hid) column-major, for the per-frame product
-    const float* b_in      # g*hid: b_ih (+ b_hh for LSTM, which only ever adds them)
-    const float* b_hh      # g*hid (GRU needs it apart: the reset gate scales it)
-    const float* h0
-    const float* c0
-    float* h
-    float* c
-    float* out             # hid x max_block
-    float* hh              # GRU: g*hid scratch
+    int cin                # input floats per frame
+    int hid                # hidden units
+    int groups             # of eight units; the state is 8 * groups floats
+    const float* w         # groups x (cin + hid) columns x gates x 8 (LSTM gates i, f, g, o;
+                           # GRU r, z, n: of the input columns n is its input part, of the
+                           # hidden columns its recurrent part)
+    const float* b         # groups x 4 x 8: LSTM b_ih + b_hh; GRU b_ih + b_hh for r and z,
+                           # then b_ih and b_hh of n apart (the reset gate scales the second)
+                           # (w and b pre-scaled per gate: SIGMOID_SCALE, TANH_SCALE for g, n)
+    float* h               # 8 * groups: the state after the last frame
+    float* c               # 8 * groups (LSTM): TANH_SCALE * the cell state
+    float* out             # 8 * groups x max_block: the state after each frame
 
 
 cdef struct Dense:
     int cin
     int cout
-    const float* w         # (cout x cin) column-major
+    int ld                 # floats per frame of out: cout rounded up to eight
+    const float* w         # cout rows of ceil(cin / 8) * 8 floats (zero-padded)
     const float* b
     Act act
-    float* out             # cout x max_block
+    float* out             # ld x max_block
+
+
+def _groups(n):
+    return (n + 7) // 8
+
+
+def _pack_gates(w, w_scales, b_parts, b_scales, hid):
+    """(gates*hid, cols) weights, each gate's rows times its scale -> groups x cols x gates x 8;
+    bias rows (parts*hid,) times theirs -> groups x 4 x 8. The padded units' are zero."""
+    gates, cols = w.shape[0] // hid, w.shape[1]
+    pad = _groups(hid) * 8
+    wp = np.zeros((gates, pad, cols))
+    wp[:, :hid] = np.asarray(w, np.float64).reshape(gates, hid, cols) * \
+        np.asarray(w_scales)[:, None, None]
+    wp = wp.reshape(gates, -1, 8, cols).transpose(1, 3, 0, 2)
+    bp = np.zeros((4, pad))
+    for k, (part, scale) in enumerate(zip(b_parts, b_scales)):
+        bp[k, :hid] = np.asarray(part, np.float64) * scale
+    return wp.astype(np.float32), bp.reshape(4, -1, 8).transpose(1, 0, 2).astype(np.float32)
 
 
 cdef class Recurrent(Processor):
@@ -50,7 +81,6 @@ cdef class Recurrent(Processor):
     cdef float in_gain
     cdef float out_gain
     cdef float* x            # cin x max_block
-    cdef float* proj         # g*maxhid x max_block
     cdef float[::1] knobs
     cdef object _spec
     cdef object _tensors
@@ -92,43 +122,47 @@ cdef class Recurrent(Processor):
         if self.rnns == NULL or self.dense == NULL:
             raise MemoryError()
         gru = s.cell == "GRU"
-        g = s.gates
         cin = self.cin
         for l, hid in enumerate(hidden):
             r = &self.rnns[l]
             p = f"r{l}."
-            r.gru, r.cin, r.hid = gru, cin, hid
-            r.w_ih = self._hold(np.asarray(t[p + "w_ih"], np.float32).T)
-            r.w_hh = self._hold(np.asarray(t[p + "w_hh"], np.float32).T)
-            b_ih = np.asarray(t[p + "b_ih"], np.float32)
-            b_hh = np.asarray(t[p + "b_hh"], np.float32)
-            r.b_in = self._hold(b_ih if gru else b_ih + b_hh)
-            r.b_hh = self._hold(b_hh)
-            r.h0 = self._hold(t.get(p + "h0", np.zeros(hid, np.float32)))
-            r.c0 = self._hold(t.get(p + "c0", np.zeros(hid, np.float32)))
-            r.h = self._zeros(hid)
-            r.c = self._zeros(hid)
-            memcpy(r.h, r.h0, hid * sizeof(float))
-            memcpy(r.c, r.c0, hid * sizeof(float))
-            r.out = self._zeros(hid * max_block)
-            r.hh = self._zeros(g * hid)
+            r.gru, r.cin, r.hid, r.groups = gru, cin, hid, _groups(hid)
+            w = np.concatenate([np.asarray(t[p + "w_ih"], np.float32),
+                                np.asarray(t[p + "w_hh"], np.float32)], axis=1)
+            b_ih = np.asarray(t[p + "b_ih"], np.float32).reshape(-1, hid)
+            b_hh = np.asarray(t[p + "b_hh"], np.float32).reshape(-1, hid)
+            sig, tanh = float(SIGMOID_SCALE), float(TANH_SCALE)
+            if gru:
+                wp, bp = _pack_gates(w, (sig, sig, tanh), (b_ih[0] + b_hh[0], b_ih[1] + b_hh[1],
+                                     b_ih[2], b_hh[2]), (sig, sig, tanh, tanh), hid)
+            else:
+                scales = (sig, sig, tanh, sig)
+                wp, bp = _pack_gates(w, scales, b_ih + b_hh, scales, hid)
+            r.w, r.b = self._hold(wp), self._hold(bp)
+            state = 8 * r.groups
+            h0 = np.asarray(t.get(p + "h0", np.zeros(hid)), np.float64)
+            c0 = np.asarray(t.get(p + "c0", np.zeros(hid)), np.float64) * tanh
+            r.h = self._hold(np.pad(h0, (0, state - hid)))
+            r.c = self._hold(np.pad(c0, (0, state - hid)))
+            r.out = self._zeros(state * max_block)
             cin = hid
         for k, ds in enumerate(s.dense):
             d = &self.dense[k]
-            d.cin, d.cout = cin, ds.size
-            d.w = self._hold(np.asarray(t[f"d{k}.w"], np.float32).T)
+            d.cin, d.cout, d.ld = cin, ds.size, 8 * _groups(ds.size)
+            d.w = self._hold(np.pad(np.asarray(t[f"d{k}.w"], np.float32),
+                                    ((0, 0), (0, 8 * _groups(cin) - cin))))
             d.b = self._hold(t[f"d{k}.b"])
             self._act(&d.act, ds.activation, d.cout)
-            d.out = self._zeros(d.cout * max_block)
+            d.out = self._zeros(d.ld * max_block)
             cin = d.cout
         self.x = self._zeros(self.cin * max_block)
-        self.proj = self._zeros(g * max(hidden + [1]) * max_block)
         return 0
 
     cdef void _run(self, const float* inp, float* y, int n) noexcept nogil:
-        cdef int l, k, t, i, cin = self.cin
+        cdef int l, k, t, i, state, cin = self.cin
         cdef const float* src = self.x
-        cdef int src_rows = cin
+        cdef int src_ld = cin
+        cdef const float* h
         cdef Rnn* r
         cdef Dense* d
         for t in range(n):
@@ -137,75 +171,106 @@ cdef class Recurrent(Processor):
                 self.x[t * cin + i] = self.knobs[i - 1]
         for l in range(self.nrnn):
             r = &self.rnns[l]
-            if r.gru:
-                self._gru(r, src, n)
-            else:
-                self._lstm(r, src, n)
-            src, src_rows = r.out, r.hid
+            state = 8 * r.groups
+            h = r.h
+            for t in range(n):
+                if r.gru:
+                    gru_step(r, src + t * src_ld, h, r.out + t * state)
+                else:
+                    lstm_step(r, src + t * src_ld, h, r.out + t * state)
+                h = r.out + t * state
+            memcpy(r.h, h, state * sizeof(float))
+            src, src_ld = r.out, state
         for k in range(self.ndense):
             d = &self.dense[k]
-            set_bias(d.out, d.b, d.cout, n)
-            matmul(d.cout, n, d.cin, d.w, d.cout, src, src_rows, 1.0, d.out, d.cout)
-            apply_act(&d.act, d.out, d.cout, n)
-            src, src_rows = d.out, d.cout
+            dense_block(d, src, src_ld, n)
+            src, src_ld = d.out, d.ld
         for t in range(n):
-            y[t] = self.out_gain * (src[t] + self.skip * self.x[t * cin])
-
-    cdef void _lstm(self, Rnn* r, const float* src, int n) noexcept nogil:
-        cdef int t, i, H = r.hid, G = 4 * r.hid
-        cdef float* g
-        cdef float* h = r.h
-        cdef float* c = r.c
-        cdef float* out
-        set_bias(self.proj, r.b_in, G, n)
-        matmul(G, n, r.cin, r.w_ih, G, src, r.cin, 1.0, self.proj, G)
-        for t in range(n):
-            g = self.proj + t * G
-            out = r.out + t * H
-            recur(G, H, r.w_hh, h, g)
-            # whole gate blocks at a time, so the loops vectorize
-            activate(ACT_SIGMOID, 0, g, 2 * H)              # i, f
-            activate(ACT_TANH, 0, g + 2 * H, H)             # g
-            activate(ACT_SIGMOID, 0, g + 3 * H, H)          # o
-            for i in range(H):
-                c[i] = g[H + i] * c[i] + g[i] * g[2 * H + i]
-                out[i] = g[3 * H + i] * tanh_f32(c[i])
-            h = out
-        memcpy(r.h, h, H * sizeof(float))
-
-    cdef void _gru(self, Rnn* r, const float* src, int n) noexcept nogil:
-        cdef int t, i, H = r.hid, G = 3 * r.hid
-        cdef float* g
-        cdef float* hh = r.hh
-        cdef float* h = r.h
-        cdef float* out
-        cdef float one = 1
-        set_bias(self.proj, r.b_in, G, n)
-        matmul(G, n, r.cin, r.w_ih, G, src, r.cin, 1.0, self.proj, G)
-        for t in range(n):
-            g = self.proj + t * G
-            out = r.out + t * H
-            memcpy(hh, r.b_hh, G * sizeof(float))
-            recur(G, H, r.w_hh, h, hh)
-            for i in range(2 * H):                          # r, z
-                g[i] = g[i] + hh[i]
-            activate(ACT_SIGMOID, 0, g, 2 * H)
-            for i in range(H):                              # n, then the new state
-                g[2 * H + i] = tanh_f32(g[2 * H + i] + g[i] * hh[2 * H + i])
-                out[i] = (one - g[H + i]) * g[2 * H + i] + g[H + i] * h[i]
-            h = out
-        memcpy(r.h, h, H * sizeof(float))
+            y[t] = self.out_gain * (src[t * src_ld] + self.skip * self.x[t * cin])
 
 
-cdef inline void recur(int m, int k, const float* w, const float* h, float* y) noexcept nogil:
-    """y (m) += w (m x k, column-major) @ h (k): a column at a time, so the inner loop is an
-    elementwise multiply-add that vectorizes (a row-wise dot product would not, without
-    reassociation); cheaper than a BLAS call for one frame."""
-    cdef int i, p
-    cdef float hp
-    cdef const float* col
-    for p in range(k):
-        hp = h[p]
-        col = w + p * m
-        for i in range(m):
-            y[i] += col[i] * hp
+cdef inline const float* columns(const float* w, int gates, int count, const float* v,
+                                 f32x8* acc) noexcept nogil:
+    """acc[g] (g < gates) += the products of the next `count` packed columns of w (each gates
+    x 8 floats) with v, every second column's into acc[gates + g] instead: two chains of
+    dependent multiply-adds, not one. Returns w past those columns."""
+    cdef int p = 0, g
+    cdef f32x8 s, u
+    while p + 2 <= count:
+        s = v8_bcast(v + p)
+        u = v8_bcast(v + p + 1)
+        for g in range(gates):
+            acc[g] = v8_fma(v8_load(w + 8 * g), s, acc[g])
+            acc[gates + g] = v8_fma(v8_load(w + 8 * (gates + g)), u, acc[gates + g])
+        w += 16 * gates
+        p += 2
+    if p < count:
+        s = v8_bcast(v + p)
+        for g in range(gates):
+            acc[g] = v8_fma(v8_load(w + 8 * g), s, acc[g])
+        w += 8 * gates
+    return w
+
+
+cdef inline void lstm_step(Rnn* r, const float* x, const float* h, float* h_out) noexcept nogil:
+    """One frame of an LSTM layer: x (cin floats) and the previous state h -> h_out; r.c
+    updated in place."""
+    cdef int q, g
+    cdef const float* w = r.w
+    cdef f32x8 acc[8]
+    cdef f32x8 c
+    for q in range(r.groups):
+        for g in range(4):
+            acc[g] = v8_load(r.b + 32 * q + 8 * g)
+            acc[4 + g] = v8_splat(0)
+        w = columns(w, 4, r.cin, x, acc)
+        w = columns(w, 4, r.hid, h, acc)
+        for g in range(4):
+            acc[g] = v8_add(acc[g], acc[4 + g])
+        # c = f * c + i * g, all times TANH_SCALE; h = o * tanh(c)
+        c = v8_mul(v8_logistic2(acc[0]), v8_tanh2(acc[2], TANH_SCALE))
+        c = v8_fma(v8_logistic2(acc[1]), v8_load(r.c + 8 * q), c)
+        v8_store(r.c + 8 * q, c)
+        v8_store(h_out + 8 * q, v8_mul(v8_logistic2(acc[3]), v8_tanh2(c, 1)))
+
+
+cdef inline void gru_step(Rnn* r, const float* x, const float* h, float* h_out) noexcept nogil:
+    """One frame of a GRU layer: x (cin floats) and the previous state h -> h_out."""
+    cdef int q, g
+    cdef const float* w = r.w
+    cdef f32x8 xs[6]       # r, z, n of the input columns and the bias (n's input part only)
+    cdef f32x8 hs[6]       # r, z, n of the hidden columns and n's recurrent bias
+    cdef f32x8 n, z
+    for q in range(r.groups):
+        for g in range(3):
+            xs[g] = v8_load(r.b + 32 * q + 8 * g)
+            xs[3 + g] = hs[g] = hs[3 + g] = v8_splat(0)
+        hs[2] = v8_load(r.b + 32 * q + 24)
+        w = columns(w, 3, r.cin, x, xs)
+        w = columns(w, 3, r.hid, h, hs)
+        # n = tanh(x_n + r * h_n); h' = n + z * (h - n)
+        n = v8_add(hs[2], hs[5])
+        n = v8_fma(v8_logistic2(v8_add(v8_add(xs[0], xs[3]), v8_add(hs[0], hs[3]))), n,
+                   v8_add(xs[2], xs[5]))
+        n = v8_tanh2(n, 1)
+        z = v8_logistic2(v8_add(v8_add(xs[1], xs[4]), v8_add(hs[1], hs[4])))
+        v8_store(h_out + 8 * q, v8_fma(z, v8_sub(v8_load(h + 8 * q), n), n))
+
+
+cdef inline void dense_block(Dense* d, const float* src, int src_ld, int n) noexcept nogil:
+    """d.out (ld x n) = act(W @ src + b) for the first cout rows of each frame."""
+    cdef int t, o, q, chunks = (d.cin + 7) // 8
+    cdef const float* x
+    cdef const float* w
+    cdef float* y
+    cdef f32x8 acc
+    for t in range(n):
+        x = src + t * src_ld
+        y = d.out + t * d.ld
+        for o in range(d.cout):
+            w = d.w + o * 8 * chunks
+            acc = v8_mul(v8_load(w), v8_load(x))
+            for q in range(1, chunks):
+                acc = v8_fma(v8_load(w + 8 * q), v8_load(x + 8 * q), acc)
+            y[o] = v8_sum(acc) + d.b[o]
+        apply_act(&d.act, y, d.cout, 1)

@@ -88,6 +88,11 @@ MODELS = {
     "guitarml_lstm_1knob": (guitarml_doc("LSTM", 8, 2, seed=5), (0.25,)),
     "guitarml_gru_2knobs": (guitarml_doc("GRU", 12, 3, seed=6), (0.7, 0.1)),
     "guitarml_lstm_2layers": (guitarml_doc("LSTM", 6, 1, layers=2, seed=7), ()),
+    # hidden sizes that fill several groups of eight units, and one that leaves a group part
+    # padded, through a stack and a dense layer with its own activation
+    "lstm24x2_dense": (rtneural_doc("lstm", [24, 20], dense=((5, "tanh"), (1, "")),
+                                    seed=8), ()),
+    "gru17_knob": (rtneural_doc("gru", [17], inputs=2, skip=True, seed=9), (0.6,)),
 }
 _REFERENCES = {}
 

@@ -74,6 +74,29 @@ def test_process_allocates_nothing(shared_dir, name):
     assert current - base < 256
 
 
+@pytest.mark.parametrize("name", ["wavenet_a1_standard.nam", "lstm.nam"])
+def test_stream_timed_plays_what_process_plays(shared_dir, name):
+    model = load_model(shared_dir / "reference/nam" / name)
+    x = guitar_phrase(0.1, 48000, seed=5)[:4800 - 17]          # a tail shorter than a block
+    proc = build(model)
+    proc.reset(48000, 64)
+    expected = np.empty_like(x)
+    for s in range(0, len(x) // 64 * 64, 64):
+        proc.process(x[s:s + 64], expected[s:s + 64])
+    proc.reset(48000, 64)
+    y = np.full_like(x, np.nan)
+    stamps = np.zeros(len(x) // 64 + 1, np.int64)
+    proc.stream_timed(x, y, 64, stamps)
+    whole = len(x) // 64 * 64
+    np.testing.assert_array_equal(y[:whole], expected[:whole])
+    assert np.isnan(y[whole:]).all()                            # the tail is not played
+    assert np.all(np.diff(stamps) > 0)
+    with pytest.raises(ValueError):
+        proc.stream_timed(x, y, 65, stamps)                     # over max_block
+    with pytest.raises(ValueError):
+        proc.stream_timed(x, y, 64, stamps[:-1])                # one stamp short
+
+
 def test_a_14k_weight_model_loads_quickly(a1, tmp_path):
     path = tmp_path / "a1.pedal"
     modelfile.save(a1, path)
