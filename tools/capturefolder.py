@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pedal.atomic import write_atomic
 from pedal.errors import PedalError
+from pedal.files import write_atomic
 from pedal.io.audiofile import read_audio, to_mono, write_audio
 
 from .documents import read_document
