@@ -77,3 +77,21 @@ def chain_with(model=None, ir=None, rate=48000, block=64):
     c.reset(rate, block)
     c.load_now(model, ir)
     return c
+
+
+@pytest.fixture
+def pedal(tmp_path):
+    """A Pedal around a chain whose model has one knob (drive, 0..10, default 5) and no
+    audio running: for the controls (GPIO, MIDI) that only need its parameter table."""
+    from pedal.box.pedal import Pedal
+    from pedal.box.presets import Presets
+    from pedal.dsp.chain import Chain
+    from pedal.dsp.loader import LoadedModel, Loader
+    from pedal.io.stats import Stats
+    from pedal.model.file import Knob
+    chain = Chain()
+    chain.reset(48000, 64)
+    chain.model.current = LoadedModel("fake", None, 1.0, 1.0,
+                                      {"drive": (0, Knob("drive", 0.0, 10.0, 5.0))})
+    return Pedal(chain, Loader(chain), Presets(str(tmp_path / "state"), log=lambda m: None),
+                 Stats(64, 48000), log=lambda m: None)

@@ -12,14 +12,8 @@ from gpiozero import Device  # noqa: E402
 from gpiozero.pins.mock import MockFactory, MockSPIDevice  # noqa: E402
 
 from pedal.box.gpio import Controls, parse_config  # noqa: E402
-from pedal.box.pedal import Pedal  # noqa: E402
-from pedal.box.presets import Presets  # noqa: E402
-from pedal.dsp.chain import Chain  # noqa: E402
-from pedal.dsp.loader import LoadedModel, Loader  # noqa: E402
 from pedal.dsp.params import PARAMS  # noqa: E402
 from pedal.errors import PedalError  # noqa: E402
-from pedal.io.stats import Stats  # noqa: E402
-from pedal.model.file import Knob  # noqa: E402
 
 FS, LED_PIN, ENC_A, ENC_B, ENC_PUSH = 17, 22, 5, 6, 13
 BOUNCE = 0.005        # the footswitches' debounce in these tests; edges are spaced wider
@@ -62,18 +56,6 @@ def factory():
     yield f
     f.reset()
     Device.pin_factory = None
-
-
-@pytest.fixture
-def pedal(tmp_path):
-    chain = Chain()
-    chain.reset(48000, 64)
-    # a model with a knob, without running audio: only its knob table matters here
-    chain.model.current = LoadedModel("fake", None, 1.0, 1.0,
-                                      {"drive": (0, Knob("drive", 0.0, 10.0, 5.0))})
-    p = Pedal(chain, Loader(chain), Presets(str(tmp_path / "state"), log=lambda m: None),
-              Stats(64, 48000), log=lambda m: None)
-    return p
 
 
 def make(pedal, factory, cfg, **kw):

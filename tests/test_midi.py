@@ -18,13 +18,7 @@ from hypothesis import strategies as st
 mido = pytest.importorskip("mido", reason="mido is not installed")
 
 from pedal.box.midi import MidiInput, MidiStream, parse_config  # noqa: E402
-from pedal.box.pedal import Pedal  # noqa: E402
-from pedal.box.presets import Presets  # noqa: E402
-from pedal.dsp.chain import Chain  # noqa: E402
-from pedal.dsp.loader import LoadedModel, Loader  # noqa: E402
 from pedal.errors import PedalError  # noqa: E402
-from pedal.io.stats import Stats  # noqa: E402
-from pedal.model.file import Knob  # noqa: E402
 
 FUZZ = settings(max_examples=int(os.environ.get("PEDAL_FUZZ_EXAMPLES", "40")) * 5,
                 deadline=None, derandomize=True, database=None,
@@ -116,18 +110,6 @@ def test_a_long_system_exclusive_is_skipped_without_storing_it():
 
 
 # -- bindings ----------------------------------------------------------------------------------
-@pytest.fixture
-def pedal(tmp_path):
-    chain = Chain()
-    chain.reset(48000, 64)
-    # a model with a knob, without running audio: only its knob table matters here
-    chain.model.current = LoadedModel("fake", None, 1.0, 1.0,
-                                      {"drive": (0, Knob("drive", 0.0, 10.0, 5.0))})
-    p = Pedal(chain, Loader(chain), Presets(str(tmp_path / "state"), log=lambda m: None),
-              Stats(64, 48000), log=lambda m: None)
-    return p
-
-
 def reader(pedal, cfg, tmp_path, **kw):
     logs = []
     midi = MidiInput(pedal, cfg, str(tmp_path / "state"), log=logs.append, start=False, **kw)
