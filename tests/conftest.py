@@ -1,5 +1,8 @@
 """Shared fixtures: where the shared reference files live, and streaming a processor in blocks."""
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +10,15 @@ import pytest
 
 from pedal import processor
 from pedal.processor import block_lengths, max_block  # noqa: F401  (the tests' schedule)
+
+# The pedals the tests run keep their state and read their config in a folder of the tests'
+# own: never the user's (a config there would change what they play, and a last state saved
+# by one run would be restored by the next).
+_HOME = tempfile.mkdtemp(prefix="pedal-tests-")
+atexit.register(shutil.rmtree, _HOME, True)
+os.environ["XDG_STATE_HOME"] = os.path.join(_HOME, "state")
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_HOME, "config")
+os.environ.pop("STATE_DIRECTORY", None)
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ def file_device_run(tmp_path, clip, *extra):
         "with FileDevice(x) as dev:\n"
         f"    rc = cli.main(['run', '--device', 'pedal_file_in', '--playback', "
         f"'pedal_file_out', '--format', 'FLOAT_LE', '--seconds', str(len(x) / {RATE}), "
-        f"'--no-realtime', *{list(extra)!r}])\n"
+        f"'--no-realtime', '--state-dir', r'{tmp_path / 'state'}', *{list(extra)!r}])\n"
         f"    np.save(r'{tmp_path / 'played.npy'}', dev.played())\n"
         "sys.exit(rc)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

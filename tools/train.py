@@ -211,7 +211,9 @@ class Trainer:
             while True:
                 self.elapsed = time.monotonic() - t0
                 frac = self.elapsed / budget
-                if frac >= 1.0 or (a.epochs and self.step >= a.epochs * steps_per_epoch):
+                if a.epochs:        # the schedule spans whichever ends first: clock or epochs
+                    frac = max(frac, self.step / (a.epochs * steps_per_epoch))
+                if frac >= 1.0:
                     break
                 self.set_lr(frac)
                 losses.append(self.train_step())
@@ -358,7 +360,9 @@ def build_parser():
     p.add_argument("--hidden", type=int, help="LSTM/GRU units (8..64)")
     p.add_argument("--kernel-size", type=int)
     p.add_argument("--minutes", type=float, default=10.0, help="training time budget")
-    p.add_argument("--epochs", type=float, default=0, help="stop after this many epochs too")
+    p.add_argument("--epochs", type=float, default=0,
+                   help="stop after this many epochs too (the rate's warm-up and decay then "
+                        "span whichever ends first)")
     p.add_argument("--lr", type=float,
                    help=f"peak learning rate (default {LR_NARROW} for convolutional nets "
                         f"under {WIDE_CHANNELS} channels, {LR_WIDE} for wider ones, "

@@ -42,6 +42,7 @@ class Setup:
     params: dict = dataclasses.field(default_factory=dict)
     input_level_dbu: float | None = None   # the interface's analog level at 0 dBFS
     restore: bool = False                  # apply the last state saved
+    keep_state: bool = True                # save the last state as it changes
     gpio: dict | None = None               # the config's [gpio] table
     midi: dict = dataclasses.field(default_factory=dict)   # the config's [midi] table
     socket: str | None = None              # control socket path; "none": no socket
@@ -68,6 +69,7 @@ def play(audio: AudioConfig, setup: Setup, max_frames: int | None = None) -> Aud
     pedal = Pedal(chain, Loader(chain, report=lambda kind, ok, msg: log(msg)), presets,
                   loop.stats, log=log)
     pedal.model_path, pedal.ir_path = setup.model, setup.ir
+    pedal.keeps_state = setup.keep_state
     if setup.restore:
         pedal.restore_last()
     if setup.seconds:
@@ -124,10 +126,10 @@ def play_clip(audio: AudioConfig, setup: Setup, clip_path: str, output: str,
     audio = dataclasses.replace(audio, capture="pedal_file_in", playback="pedal_file_out",
                                 format="FLOAT_LE", in_channels=1, out_channels=1,
                                 input_channel=0)
-    # a pedal to try: its socket where `pedal ctl` looks, MIDI as configured; no GPIO and
-    # no last state restored
+    # a pedal to try: its socket where `pedal ctl` looks, MIDI as configured; no GPIO, and
+    # the last state of the pedal on this machine neither restored nor replaced
     setup = dataclasses.replace(setup, socket=setup.socket or default_socket_path(),
-                                restore=False, gpio=None, input_level_dbu=None,
+                                restore=False, keep_state=False, gpio=None, input_level_dbu=None,
                                 paced=not fast)
     prime = audio.periods * audio.period_frames
     with FileDevice(clip, loop=True, record=output, rate=audio.rate, skip_frames=prime,

@@ -26,6 +26,7 @@ class Pedal:
         self.preset = None
         self.model_path = None
         self.ir_path = None
+        self.keeps_state = True             # save the last state as it changes
         self._lock = threading.Lock()       # control threads only, never the audio thread
         self._save_timer = None
         self._save_lock = threading.Lock()
@@ -146,6 +147,8 @@ class Pedal:
     def _remember(self):
         """Save the last state soon: a knob turned sweeps many values a second, and the SD
         card needs one write for the lot."""
+        if not self.keeps_state:
+            return
         with self._save_lock:
             if self._save_timer is None:
                 self._save_timer = threading.Timer(SAVE_DELAY_S, self._save_last)
