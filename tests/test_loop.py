@@ -105,8 +105,8 @@ def test_run_without_a_sound_card_loops_the_clip_as_render_computes_it(tmp_path)
 
 def test_run_without_a_sound_card_plays_in_real_time_with_socket_and_stats(tmp_path):
     """Paced like a device (--stats prints a line a second while it plays), the control
-    socket served where `pedal ctl` looks by default, and the summary says what was
-    played."""
+    socket served where `pedal ctl` looks by default, the summary says what was played, and
+    what was turned is not saved as the machine's last state."""
     _no_sound_card()
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
@@ -123,10 +123,13 @@ def test_run_without_a_sound_card_plays_in_real_time_with_socket_and_stats(tmp_p
     deadline = time.monotonic() + 120
     while not sock.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    turned = pedal("ctl", "set", "drive", "0.8", env=env)
     status = pedal("ctl", "status", "--json", env=env)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
-    assert status.returncode == 0, status.stderr
+    assert turned.returncode == 0 and status.returncode == 0, turned.stderr + status.stderr
+    # a try-out: the knob turned, and the last state of the pedal on this machine untouched
+    assert not (tmp_path / "state" / "last-state.json").exists()
     assert json.loads(status.stdout)["model"]
     assert f"control socket: {sock}" in err
     # a line a second while it plays: unpaced, 2.5 s of audio take a fraction of a second
