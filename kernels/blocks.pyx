@@ -50,7 +50,7 @@ def pack_fm_layer(conv_w, conv_b, mixer, out_w, out_b, activation):
     """A layer's weights (PyTorch layouts: conv_w (ch, ch, ksize), mixer (ch, cond), out_w
     (ch, ch)) as _gemm.FmLayer reads them: transposed to input-major, the output channels
     padded to whole tiles, tanh's inputs pre-scaled by TANH_SCALE. Returns the arrays by field
-    name, with cp and fv."""
+    name, with cp, fv and the pre-activation's scale."""
     w = np.asarray(conv_w, np.float64)
     ch = w.shape[0]
     fv = fm_shape(ch)
@@ -58,7 +58,7 @@ def pack_fm_layer(conv_w, conv_b, mixer, out_w, out_b, activation):
     scale = float(TANH_SCALE) if ACTIVATIONS[activation] == ACT_TANH else 1.0
     pad = lambda m: np.pad(np.asarray(m, np.float64),
                            [(0, 0)] * (np.ndim(m) - 1) + [(0, cp - ch)])
-    return {"cp": cp, "fv": fv,
+    return {"cp": cp, "fv": fv, "scale": scale,
             "w": pad(w.transpose(2, 1, 0) * scale),                                # (k, in, out)
             "bias": pad(np.asarray(conv_b, np.float64) * scale),
             "mixer": pad(np.asarray(mixer, np.float64).reshape(ch, -1).T * scale),  # (cond, out)
