@@ -5,11 +5,12 @@ shapes of the pedal's WaveNets.
 
 Layer holds one WaveNet layer (dilated convolution, condition mixer, activation, head sum, 1x1
 residual) three ways, streaming blocks with its own history:
-  "sgemm": what kernels/wavenet.pyx does today: the taps gathered into columns, one BLAS
+  "sgemm": kernels/wavenet.pyx's channel-major strategy: the taps gathered into columns, one BLAS
            product for the convolution, separate passes for the activation, the head sum and
            the residual, a second BLAS product for the 1x1 (channel-major);
   "gemm":  the same passes with _gemm.gemm_small in place of the BLAS products;
-  "fused": _gemm.fm_layer, one pass per tile of frames on frame-major rows.
+  "fused": _gemm.fm_layer, one pass per tile of frames on frame-major rows: the kernel's
+           strategy for plain narrow arrays, whose weights it packs with pack_fm_layer.
 """
 import numpy as np
 from libc.string cimport memcpy, memmove, memset
