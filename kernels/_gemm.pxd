@@ -97,6 +97,9 @@ cdef inline void gemm_small(int m, int n, int k, const float* ap, const float* b
 
 
 # -- frame-major: one WaveNet layer ---------------------------------------------------------------
+
+cdef enum:
+    TILE_SLACK = 32     # frames past a block that fm_layer and fm_conv may touch
 #
 # A tile is eight accumulators: oc output channels by fv vectors of eight frames, oc * fv = 8
 # (4x2 or 2x4), which keeps both multiply-add pipes busy whatever the channel count. The
@@ -276,3 +279,28 @@ cdef inline void fm_layer(FmLayer* L, const float* x, int ldx, const float* cond
             _fm_mix(L, o0, x, ldx, a, out, ldo, t)
             o0 += oc
         t += step
+
+
+cdef inline void fm_conv(int cout, int cp, const float* w, const float* bias, const float* x,
+                         const int* rows, int nrows, float* y, int n) noexcept nogil:
+    """y (cout x n, channel-major) = bias + sum over r of w[r * cp + o] * x[rows[r] + t] for
+    frames t < n: a convolution's output from frame-major input rows (rows: each tap's row
+    start, as fm_rows makes them), in tiles of two outputs by 32 frames. w and bias have cp
+    columns (even, zero past cout); x's rows need room up to n rounded up to 32."""
+    cdef f32x8 acc[8]
+    cdef float tmp[8]
+    cdef int t = 0, o0, q, j, v, f
+    while t < n:
+        o0 = 0
+        while o0 < cout:
+            for q in range(8):
+                acc[q] = v8_bcast(bias + o0 + q // 4)
+            _product_2x4(w + o0, cp, x + t, rows, nrows, acc)
+            for q in range(8):
+                j, v = o0 + q // 4, t + 8 * (q % 4)
+                if j < cout and v < n:
+                    v8_store(tmp, acc[q])
+                    for f in range(min(8, n - v)):
+                        y[(v + f) * cout + j] = tmp[f]
+            o0 += 2
+        t += 32

@@ -17,13 +17,12 @@ from libc.string cimport memcpy, memmove, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from _dsp cimport (Conv, conv_input, conv_gather, matmul, activate, copy_add_bias, ACT_TANH,
                    ACT_LEAKY_RELU, ACT_RELU, ACT_IDENTITY)
-from _gemm cimport FmLayer, fm_layer, fm_rows, fm_shape, gemm_small
+from _gemm cimport FmLayer, fm_layer, fm_rows, fm_shape, gemm_small, TILE_SLACK
 from _simd cimport TANH_SCALE
 
 WAYS = ("sgemm", "gemm", "fused")
 ACTIVATIONS = {"Tanh": ACT_TANH, "LeakyReLU": ACT_LEAKY_RELU, "ReLU": ACT_RELU,
                "Identity": ACT_IDENTITY}
-TILE_SLACK = 32        # frames past a block that fm_layer may touch: its widest tile
 
 
 def pack_rows(w):

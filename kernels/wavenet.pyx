@@ -17,9 +17,10 @@ small products.
 A layer array whose layers are all plain (no gate, FiLM site, bottleneck or head 1x1; tanh,
 ReLU, LeakyReLU or no activation; the layer 1x1 present) and narrow (FM_MAX_CHANNELS) runs
 frame-major instead, each layer one pass per tile of frames (_gemm.fm_layer: convolution
-straight from the history, mixer, bias, activation, head sum and residual in registers):
-at these widths a BLAS call costs more than its arithmetic. The choice is made at reset() from
-the spec; both strategies compute the same sums.
+straight from the history, mixer, bias, activation, head sum and residual in registers), the
+head convolution likewise from the head sum's rows (_gemm.fm_conv): at these widths a BLAS
+call costs more than its arithmetic. The choice is made at reset() from the spec; both
+strategies compute the same sums.
 
 Knob FiLM (the pedal's own conditioning): z = gamma * z + beta per output channel, gamma =
 1 + film_scale @ k, beta = film_shift @ k for the knob vector k. As both are constant between
@@ -32,11 +33,11 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memmove, memset
 from _dsp cimport (Act, Conv, apply_act, conv_input, conv_output, conv_gather, matmul,
                    copy_add_bias, set_bias, ACT_TANH, ACT_LEAKY_RELU, ACT_RELU, ACT_IDENTITY)
-from _gemm cimport FmLayer, fm_layer, fm_rows
+from _gemm cimport FmLayer, fm_layer, fm_rows, fm_conv, TILE_SLACK
 from ._processor cimport Processor
 
 from pedal.model.arch.wavenet import FILM_SITES
-from .blocks import TILE_SLACK, pack_fm_layer
+from .blocks import pack_fm_layer
 
 # The widest layer array that runs frame-major: above it the BLAS products win (bench/layers.py
 # measures the crossover).
@@ -60,6 +61,14 @@ cdef struct Film:
     int shift
     const float* w         # ((1 + shift) * D x cond) column-major
     const float* b
+
+
+cdef struct Rows:          # frame-major rows with their history: row i at buf + i * length;
+    float* buf             # the `hist` frames before pos are the past a convolution reads
+    int rows
+    int length             # hist + 4 * max_block + TILE_SLACK
+    int pos
+    int hist
 
 
 cdef struct Layer:
@@ -88,9 +97,7 @@ cdef struct Layer:
     float* fm_w            # one (taps + cond + 1) x fm.cp matrix, so knob FiLM folds it as fused
     const float* fm_base   # fm_w without knob FiLM (fm_w itself without FiLM knobs)
     float fm_scale         # what the packing scaled the pre-activation by (tanh: TANH_SCALE)
-    float* fm_buf          # ch rows of fm_len floats: the input history, then the block
-    int fm_len
-    int fm_pos
+    Rows fm_in             # the input
 
 
 cdef struct Array:
@@ -105,7 +112,13 @@ cdef struct Array:
     Layer* layers
     float* resid           # ch x max_block, the last layer's residual output
     float* head_out        # head x max_block
-    bint fm                # its layers run frame-major (_array_fm)
+    bint fm                # its layers run frame-major (_array_fm); then the head too:
+    Rows fm_head           # the head sum
+    const float* fm_hw     # (head_kernel * head_in) x fm_hcp: tap k's o <- i at (k*in + i)*cp + o
+    const float* fm_hb     # fm_hcp, zero without a head bias
+    int fm_hcp             # head rows rounded up to even
+    const int* fm_hrows    # fm_head's row offsets per tap and row
+    int fm_htaps           # head_kernel * head_in
 
 
 cdef struct Block:         # a post-stack head block: activation, then convolution
@@ -135,16 +148,16 @@ def frame_major(arr) -> bool:
                 for ls in arr.layers))
 
 
-cdef inline float* _fm_input(Layer* lay, int n) noexcept nogil:
-    """Where the layer's next n input frames go in its row 0 (row i at + i * fm_len); moves the
-    history to the front when the tiles covering the block would not fit."""
-    cdef int i, tile = 8 * lay.fm.fv, hist = lay.fm.dil * (lay.fm.ksize - 1)
-    if lay.fm_pos + (n + tile - 1) // tile * tile > lay.fm_len:
-        for i in range(lay.fm.ch):
-            memmove(lay.fm_buf + i * lay.fm_len, lay.fm_buf + i * lay.fm_len + lay.fm_pos - hist,
-                    hist * sizeof(float))
-        lay.fm_pos = hist
-    return lay.fm_buf + lay.fm_pos
+cdef inline float* _rows_input(Rows* r, int n) noexcept nogil:
+    """Where the next n frames go in row 0 (row i at + i * length); moves the history to the
+    front when the tiles covering the block (at most TILE_SLACK frames past it) would not fit."""
+    cdef int i
+    if r.pos + n + TILE_SLACK > r.length:
+        for i in range(r.rows):
+            memmove(r.buf + i * r.length, r.buf + i * r.length + r.pos - r.hist,
+                    r.hist * sizeof(float))
+        r.pos = r.hist
+    return r.buf + r.pos
 
 
 cdef inline void _to_rows(const float* a, int rows, int n, float* dst, int ld) noexcept nogil:
@@ -161,6 +174,13 @@ cdef inline void _from_rows(const float* src, int ld, int rows, int n, float* a)
     for t in range(n):
         for r in range(rows):
             a[t * rows + r] = src[r * ld + t]
+
+
+cdef int _rows(Processor owner, Rows* r, int rows, int hist, int max_block) except -1:
+    r.rows, r.hist, r.pos = rows, hist, hist
+    r.length = hist + 4 * max_block + TILE_SLACK
+    r.buf = owner._zeros(rows * r.length)
+    return 0
 
 
 cdef void _history(Processor owner, Conv* c, int rows, int dilation, int ksize,
@@ -195,7 +215,6 @@ cdef class WaveNet(Processor):
     cdef float* obuf       # the scaled head output, before the post-stack head
     cdef int fm_ld         # row length of the frame-major buffers below: max_block + TILE_SLACK
     cdef float* fm_cond    # the condition's rows
-    cdef float* fm_head    # the head sum's rows
     cdef float* fm_last    # the last layer's output rows
     cdef float* fm_a       # fm_layer's activations of one tile
     cdef bint any_fm       # some layer array runs frame-major
@@ -288,11 +307,15 @@ cdef class WaveNet(Processor):
             arr.nlayers = len(spec.layers)
             arr.rechannel = self._hold(_colmajor(t[f"a{i}.rechannel"]))
             head_w = np.asarray(t[f"a{i}.head_w"], np.float32)
-            _history(self, &arr.head_conv, spec.head_in, spec.head_dilation,
-                     spec.head_kernel_size, max_block)
-            arr.head_conv.cout = spec.head_size
-            arr.head_conv.w = self._hold(_taps(head_w.reshape(head_w.shape[:2] + (-1,))))
-            arr.head_conv.bias = self._hold(t[f"a{i}.head_b"]) if spec.head_bias else NULL
+            head_w = head_w.reshape(head_w.shape[:2] + (-1,))         # (head, head_in, k)
+            if arr.fm:
+                self._fm_head(arr, spec, head_w, t[f"a{i}.head_b"] if spec.head_bias else None)
+            else:
+                _history(self, &arr.head_conv, spec.head_in, spec.head_dilation,
+                         spec.head_kernel_size, max_block)
+                arr.head_conv.cout = spec.head_size
+                arr.head_conv.w = self._hold(_taps(head_w))
+                arr.head_conv.bias = self._hold(t[f"a{i}.head_b"]) if spec.head_bias else NULL
             arr.resid = self._zeros(arr.ch * max_block)
             arr.head_out = self._zeros(arr.head * max_block)
             sizes["rows"] = max(sizes["rows"], spec.channels, spec.width, spec.head1x1_size)
@@ -313,7 +336,6 @@ cdef class WaveNet(Processor):
         self.obuf = self._zeros(self._spec.out_channels_before_head * max_block)
         if self.any_fm:
             self.fm_cond = self._zeros(self.cond * self.fm_ld)
-            self.fm_head = self._zeros(rows * self.fm_ld)
             self.fm_last = self._zeros(rows * self.fm_ld)
             self.fm_a = self._zeros(rows * TILE_SLACK)
         self.ready = True
@@ -391,12 +413,31 @@ cdef class WaveNet(Processor):
         L.bias = L.mixer + L.cond * L.cp
         L.w1 = self._hold(packed["w1"])
         L.b1 = self._hold(packed["b1"])
-        lay.fm_len = hist + 4 * self.max_block + TILE_SLACK
-        lay.fm_buf = self._zeros(L.ch * lay.fm_len)
-        lay.fm_pos = hist
+        _rows(self, &lay.fm_in, L.ch, hist, self.max_block)
         table = np.zeros((L.ksize + 1) * L.ch + L.cond, np.int32)
         self._keep.append(table)
-        fm_rows(L, &table[0], lay.fm_len, self.fm_ld)
+        fm_rows(L, &table[0], lay.fm_in.length, self.fm_ld)
+        return 0
+
+    cdef int _fm_head(self, Array* arr, spec, head_w, head_b) except -1:
+        """A frame-major array's head: the head sum's rows and the packed convolution."""
+        cdef int[::1] table
+        cdef int k, i, hin = spec.head_in, ksize = spec.head_kernel_size
+        arr.fm_hcp = (arr.head + 1) // 2 * 2
+        pad = [(0, 0), (0, arr.fm_hcp - arr.head)]
+        arr.fm_hw = self._hold(np.pad(head_w.transpose(2, 1, 0).reshape(ksize * hin, arr.head),
+                                      pad))
+        arr.fm_hb = self._hold(np.pad(np.zeros(arr.head) if head_b is None else head_b,
+                                      pad[1]))
+        _rows(self, &arr.fm_head, hin, spec.head_dilation * (ksize - 1), self.max_block)
+        table = np.zeros(ksize * hin, np.int32)
+        self._keep.append(table)
+        for k in range(ksize):
+            for i in range(hin):
+                table[k * hin + i] = (i * arr.fm_head.length
+                                      - spec.head_dilation * (ksize - 1 - k))
+        arr.fm_hrows = &table[0]
+        arr.fm_htaps = ksize * hin
         return 0
 
     cdef int _post_head(self, t) except -1:
@@ -526,28 +567,37 @@ cdef class WaveNet(Processor):
 
     cdef void _array_fm(self, Array* arr, int i, const float* src, int src_ld,
                         int n) noexcept nogil:
-        """_array frame-major: each layer's output lands in the next one's input rows."""
-        cdef int j, ch = arr.ch, ld = self.fm_ld, ldo
+        """_array frame-major: each layer's output lands in the next one's input rows, the
+        head sum in the head's."""
+        cdef int j, r, ch = arr.ch, ld = self.fm_ld
+        cdef Rows* head = &arr.fm_head
+        cdef float* h = _rows_input(head, n)
         cdef Layer* lay
+        cdef Rows* nxt
         cdef float* out
+        cdef int ldo
         matmul(ch, n, arr.cin, arr.rechannel, ch, src, src_ld, 0.0, self.z, ch)
-        _to_rows(self.z, ch, n, _fm_input(&arr.layers[0], n), arr.layers[0].fm_len)
+        lay = &arr.layers[0]
+        _to_rows(self.z, ch, n, _rows_input(&lay.fm_in, n), lay.fm_in.length)
         if i == 0:
-            memset(self.fm_head, 0, ch * ld * sizeof(float))
+            for r in range(head.rows):
+                memset(h + r * head.length, 0, n * sizeof(float))
         else:
-            _to_rows(self.arrays[i - 1].head_out, ch, n, self.fm_head, ld)
+            _to_rows(self.arrays[i - 1].head_out, head.rows, n, h, head.length)
         for j in range(arr.nlayers):
             lay = &arr.layers[j]
             if j + 1 < arr.nlayers:
-                out, ldo = _fm_input(&arr.layers[j + 1], n), arr.layers[j + 1].fm_len
+                nxt = &arr.layers[j + 1].fm_in
+                out, ldo = _rows_input(nxt, n), nxt.length
             else:
                 out, ldo = self.fm_last, ld
-            fm_layer(&lay.fm, lay.fm_buf + lay.fm_pos, lay.fm_len, self.fm_cond, self.fm_head,
-                     ld, out, ldo, self.fm_a, n)
-            lay.fm_pos += n
-        _from_rows(self.fm_head, ld, ch, n, conv_input(&arr.head_conv, n))
+            fm_layer(&lay.fm, lay.fm_in.buf + lay.fm_in.pos, lay.fm_in.length, self.fm_cond,
+                     h, head.length, out, ldo, self.fm_a, n)
+            lay.fm_in.pos += n
         _from_rows(self.fm_last, ld, ch, n, arr.resid)
-        conv_output(&arr.head_conv, n, arr.head_out, False)
+        fm_conv(arr.head, arr.fm_hcp, arr.fm_hw, arr.fm_hb, h, arr.fm_hrows, arr.fm_htaps,
+                arr.head_out, n)
+        head.pos += n
 
     cdef void _film(self, const Film* f, float* v, const float* c, int n) noexcept nogil:
         """v (rows x n) = scale * v + shift, both computed from the condition c."""
