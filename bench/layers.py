@@ -10,8 +10,8 @@ taps gathered, BLAS products, separate passes: kernels/wavenet.pyx's channel-maj
 "gemm" (the same passes with gemm_small) and "fused" (fm_layer: one pass per tile,
 frame-major, the kernel's strategy for plain arrays up to FM_MAX_CHANNELS). A model's row sums
 its layers' median block times over 2 s of audio; the A1 rows also give the whole model's time
-in the kernel (rechannel, heads and output included) and the fused layers' share of it. The
-wider shapes (20 to 32 channels) place the crossover.
+in the kernel (rechannel, heads and output included), measured after the layers. The wider
+shapes (20 to 32 channels) place the crossover.
 """
 import argparse
 import os
@@ -99,18 +99,17 @@ def main():
         print(shape, {w: round(t[64]) for w, t in timings[shape].items()}, flush=True)
     whole = whole_models(list(A1), args.runs)
     rows = ["| model | layers | block | sgemm (ms) | gemm (ms) | fused (ms) | fused speed-up | "
-            "whole model (ms) | fused layers' share |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "whole model (ms) |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, shapes in layers.items():
         for block in BLOCKS:
             per_2s = {way: sum(timings[s][way][block] for s in shapes) * (2 * RATE / block)
                       / 1e6 for way in WAYS}
             model = whole.get(name, {}).get(block)
-            share = f"{per_2s['fused'] / model:.0%}" if model else "—"
             rows.append(f"| {name} | {len(shapes)} | {block} | {per_2s['sgemm']:.1f} | "
                         f"{per_2s['gemm']:.1f} | {per_2s['fused']:.1f} | "
                         f"**{per_2s['sgemm'] / per_2s['fused']:.1f}x** | "
-                        f"{f'{model:.1f}' if model else '—'} | {share} |")
+                        f"{f'{model:.1f}' if model else '—'} |")
     detail = ["", "Per layer shape at 64-frame blocks (median microseconds per block):", "",
               "| channels | kernel | dilation | activation | sgemm | gemm | fused |",
               "|---|---|---|---|---|---|---|"]
