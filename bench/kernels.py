@@ -19,8 +19,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 from pedal.model.bench import bench_model
 from pedal.model.formats import load_model
 from pedal.signals import guitar_phrase
@@ -62,17 +60,28 @@ def torch_ms(path, x):
     return (time.perf_counter() - t0) * 1e3
 
 
+SGEMM = """
+import statistics, time
+import numpy as np
+a = np.random.default_rng(0).standard_normal((384, 384)).astype(np.float32)
+c = np.empty_like(a)
+times = []
+for _ in range(20):
+    t0 = time.perf_counter()
+    np.matmul(a, a, out=c)
+    times.append(time.perf_counter() - t0)
+print(384 ** 3 / statistics.median(times) / 1e9)
+"""
+
+
 def sgemm_gmacs():
-    """This core's fp32 multiply-add rate in practice: OpenBLAS's sgemm (384 x 384, one
-    thread), the median of 20 products."""
-    a = np.random.default_rng(0).standard_normal((384, 384)).astype(np.float32)
-    c = np.empty_like(a)
-    times = []
-    for _ in range(20):
-        t0 = time.perf_counter()
-        np.matmul(a, a, out=c)
-        times.append(time.perf_counter() - t0)
-    return 384 ** 3 / statistics.median(times) / 1e9
+    """This core's fp32 multiply-add rate in practice: OpenBLAS's sgemm (384 x 384), the median
+    of 20 products, in a fresh interpreter with OPENBLAS_NUM_THREADS=1 (this one's numpy may
+    have loaded OpenBLAS with a thread per core, which on a loaded machine measures a fraction
+    of one core)."""
+    out = subprocess.run([sys.executable, "-c", SGEMM], capture_output=True, text=True,
+                         check=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    return float(out.stdout)
 
 
 def measure(paths, runs, binary):

@@ -1,16 +1,17 @@
 """Benchmark: the small-matrix building blocks (kernels/_gemm.pxd) on every layer of the pedal's
-WaveNets, against the way the WaveNet kernel computes a layer today. Writes its section of
-BENCHMARKS.md.
+WaveNets and on wider ones, the WaveNet kernel's two strategies side by side. Writes its section
+of BENCHMARKS.md.
 
     python bench/layers.py [--runs 5] [--seconds 0.5] [--no-write]
 
 Each layer (channels, kernel size, dilation, activation, with NAM's random initial weights'
 scale) streams `seconds` of noise in blocks, timed per block inside the kernel: "sgemm" (the
-taps gathered, BLAS products, separate passes: today's kernels/wavenet.pyx), "gemm" (the same
-passes with gemm_small) and "fused" (fm_layer: one pass per tile, frame-major). A model's row
-sums its layers' median block times over 2 s of audio; the A1 rows also give the whole model's
-time in today's kernel (rechannel, head and output included) and what it would be with its
-layers fused, every other cost unchanged.
+taps gathered, BLAS products, separate passes: kernels/wavenet.pyx's channel-major strategy),
+"gemm" (the same passes with gemm_small) and "fused" (fm_layer: one pass per tile,
+frame-major, the kernel's strategy for plain arrays up to FM_MAX_CHANNELS). A model's row sums
+its layers' median block times over 2 s of audio; the A1 rows also give the whole model's time
+in the kernel (rechannel, heads and output included), measured after the layers. The wider
+shapes (20 to 32 channels) place the crossover.
 """
 import argparse
 import os
@@ -42,6 +43,9 @@ def model_layers():
     return layers
 
 
+WIDER = [(ch, 3, 8, "Tanh") for ch in (20, 24, 32)]     # past the pedal's models: the crossover
+
+
 def time_layer(shape, seconds, runs):
     """way -> block -> median nanoseconds per block, the ways interleaved run by run."""
     ch, k, dil, act = shape
@@ -66,7 +70,7 @@ def time_layer(shape, seconds, runs):
 
 
 def whole_models(names, runs):
-    """The A1 models' time in today's kernel: name -> block -> ms per 2 s of audio."""
+    """The A1 models' time in the kernel: name -> block -> ms per 2 s of audio."""
     import tempfile
 
     from pedal.model.bench import bench_model
@@ -90,23 +94,22 @@ def main():
     layers = model_layers()
     load = os.getloadavg()
     timings = {}
-    for shape in sorted({s for ls in layers.values() for s in ls}):
+    for shape in sorted({s for ls in layers.values() for s in ls} | set(WIDER)):
         timings[shape] = time_layer(shape, args.seconds, args.runs)
         print(shape, {w: round(t[64]) for w, t in timings[shape].items()}, flush=True)
     whole = whole_models(list(A1), args.runs)
     rows = ["| model | layers | block | sgemm (ms) | gemm (ms) | fused (ms) | fused speed-up | "
-            "whole model today (ms) | whole model, layers fused (ms) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "whole model (ms) |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, shapes in layers.items():
         for block in BLOCKS:
             per_2s = {way: sum(timings[s][way][block] for s in shapes) * (2 * RATE / block)
                       / 1e6 for way in WAYS}
-            today = whole.get(name, {}).get(block)
-            fused_model = f"{today - per_2s['sgemm'] + per_2s['fused']:.1f}" if today else "—"
+            model = whole.get(name, {}).get(block)
             rows.append(f"| {name} | {len(shapes)} | {block} | {per_2s['sgemm']:.1f} | "
                         f"{per_2s['gemm']:.1f} | {per_2s['fused']:.1f} | "
                         f"**{per_2s['sgemm'] / per_2s['fused']:.1f}x** | "
-                        f"{f'{today:.1f}' if today else '—'} | {fused_model} |")
+                        f"{f'{model:.1f}' if model else '—'} |")
     detail = ["", "Per layer shape at 64-frame blocks (median microseconds per block):", "",
               "| channels | kernel | dilation | activation | sgemm | gemm | fused |",
               "|---|---|---|---|---|---|---|"]

@@ -5,24 +5,24 @@ shapes of the pedal's WaveNets.
 
 Layer holds one WaveNet layer (dilated convolution, condition mixer, activation, head sum, 1x1
 residual) three ways, streaming blocks with its own history:
-  "sgemm": what kernels/wavenet.pyx does today: the taps gathered into columns, one BLAS
+  "sgemm": kernels/wavenet.pyx's channel-major strategy: the taps gathered into columns, one BLAS
            product for the convolution, separate passes for the activation, the head sum and
            the residual, a second BLAS product for the 1x1 (channel-major);
   "gemm":  the same passes with _gemm.gemm_small in place of the BLAS products;
-  "fused": _gemm.fm_layer, one pass per tile of frames on frame-major rows.
+  "fused": _gemm.fm_layer, one pass per tile of frames on frame-major rows: the kernel's
+           strategy for plain narrow arrays, whose weights it packs with pack_fm_layer.
 """
 import numpy as np
 from libc.string cimport memcpy, memmove, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from _dsp cimport (Conv, conv_input, conv_gather, matmul, activate, copy_add_bias, ACT_TANH,
                    ACT_LEAKY_RELU, ACT_RELU, ACT_IDENTITY)
-from _gemm cimport FmLayer, fm_layer, fm_rows, fm_shape, gemm_small
+from _gemm cimport FmLayer, fm_layer, fm_rows, fm_shape, gemm_small, TILE_SLACK
 from _simd cimport TANH_SCALE
 
 WAYS = ("sgemm", "gemm", "fused")
 ACTIVATIONS = {"Tanh": ACT_TANH, "LeakyReLU": ACT_LEAKY_RELU, "ReLU": ACT_RELU,
                "Identity": ACT_IDENTITY}
-TILE_SLACK = 32        # frames past a block that fm_layer may touch: its widest tile
 
 
 def pack_rows(w):
@@ -50,7 +50,7 @@ def pack_fm_layer(conv_w, conv_b, mixer, out_w, out_b, activation):
     """A layer's weights (PyTorch layouts: conv_w (ch, ch, ksize), mixer (ch, cond), out_w
     (ch, ch)) as _gemm.FmLayer reads them: transposed to input-major, the output channels
     padded to whole tiles, tanh's inputs pre-scaled by TANH_SCALE. Returns the arrays by field
-    name, with cp and fv."""
+    name, with cp, fv and the pre-activation's scale."""
     w = np.asarray(conv_w, np.float64)
     ch = w.shape[0]
     fv = fm_shape(ch)
@@ -58,7 +58,7 @@ def pack_fm_layer(conv_w, conv_b, mixer, out_w, out_b, activation):
     scale = float(TANH_SCALE) if ACTIVATIONS[activation] == ACT_TANH else 1.0
     pad = lambda m: np.pad(np.asarray(m, np.float64),
                            [(0, 0)] * (np.ndim(m) - 1) + [(0, cp - ch)])
-    return {"cp": cp, "fv": fv,
+    return {"cp": cp, "fv": fv, "scale": scale,
             "w": pad(w.transpose(2, 1, 0) * scale),                                # (k, in, out)
             "bias": pad(np.asarray(conv_b, np.float64) * scale),
             "mixer": pad(np.asarray(mixer, np.float64).reshape(ch, -1).T * scale),  # (cond, out)

@@ -14,6 +14,14 @@ of a nested WaveNet (the condition network) run on the audio. FiLM sites compute
 shift per sample from the condition: they change every sample, so they run as their own
 small products.
 
+A layer array whose layers are all plain (no gate, FiLM site, bottleneck or head 1x1; tanh,
+ReLU, LeakyReLU or no activation; the layer 1x1 present) and narrow (FM_MAX_CHANNELS) runs
+frame-major instead, each layer one pass per tile of frames (_gemm.fm_layer: convolution
+straight from the history, mixer, bias, activation, head sum and residual in registers), the
+head convolution likewise from the head sum's rows (_gemm.fm_conv): at these widths a BLAS
+call costs more than its arithmetic. The choice is made at reset() from the spec; both
+strategies compute the same sums.
+
 Knob FiLM (the pedal's own conditioning): z = gamma * z + beta per output channel, gamma =
 1 + film_scale @ k, beta = film_shift @ k for the knob vector k. As both are constant between
 knob changes they are folded into the layer's fused matrix (columns scaled by gamma, beta
@@ -22,12 +30,19 @@ knobs.
 """
 import numpy as np
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 from _dsp cimport (Act, Conv, apply_act, conv_input, conv_output, conv_gather, matmul,
-                   copy_add_bias, set_bias)
+                   copy_add_bias, set_bias, ACT_TANH, ACT_LEAKY_RELU, ACT_RELU, ACT_IDENTITY)
+from _gemm cimport FmLayer, fm_layer, fm_rows, fm_conv, TILE_SLACK
 from ._processor cimport Processor
 
 from pedal.model.arch.wavenet import FILM_SITES
+from .blocks import pack_fm_layer
+
+# The widest layer array that runs frame-major: bench/layers.py measures fm_layer ahead of the
+# BLAS path up to here (0.8-0.9x its time at 32 channels); wider arrays keep the BLAS path.
+FM_MAX_CHANNELS = 32
+FM_ACTIVATIONS = (ACT_TANH, ACT_LEAKY_RELU, ACT_RELU, ACT_IDENTITY)
 
 cdef enum:
     NSITES = 8
@@ -46,6 +61,14 @@ cdef struct Film:
     int shift
     const float* w         # ((1 + shift) * D x cond) column-major
     const float* b
+
+
+cdef struct Rows:          # frame-major rows with their history: row i at buf + i * length;
+    float* buf             # the `hist` frames before pos are the past a convolution reads
+    int rows
+    int length             # hist + 4 * max_block + TILE_SLACK
+    int pos
+    int hist
 
 
 cdef struct Layer:
@@ -69,6 +92,12 @@ cdef struct Layer:
                            # where s = gate(z2)
     int gating             # 0 none, 1 gated, 2 blended
     Film films[NSITES]
+    # frame-major layer arrays only (Array.fm):
+    FmLayer fm             # weights (fm_w), row offsets; fm.w, fm.mixer and fm.bias are rows of
+    float* fm_w            # one (taps + cond + 1) x fm.cp matrix, so knob FiLM folds it as fused
+    const float* fm_base   # fm_w without knob FiLM (fm_w itself without FiLM knobs)
+    float fm_scale         # what the packing scaled the pre-activation by (tanh: TANH_SCALE)
+    Rows fm_in             # the input
 
 
 cdef struct Array:
@@ -83,6 +112,13 @@ cdef struct Array:
     Layer* layers
     float* resid           # ch x max_block, the last layer's residual output
     float* head_out        # head x max_block
+    bint fm                # its layers run frame-major (_array_fm); then the head too:
+    Rows fm_head           # the head sum
+    const float* fm_hw     # (head_kernel * head_in) x fm_hcp: tap k's o <- i at (k*in + i)*cp + o
+    const float* fm_hb     # fm_hcp, zero without a head bias
+    int fm_hcp             # head rows rounded up to even
+    const int* fm_hrows    # fm_head's row offsets per tap and row
+    int fm_htaps           # head_kernel * head_in
 
 
 cdef struct Block:         # a post-stack head block: activation, then convolution
@@ -99,6 +135,52 @@ def _colmajor(w):
 def _taps(w):
     """(out, in, k) weights as k column-major (out x in) taps, for Conv.w."""
     return np.ascontiguousarray(np.asarray(w, np.float32).transpose(2, 1, 0))
+
+
+def frame_major(arr) -> bool:
+    """Whether layer array `arr` (a LayerArray) runs frame-major: narrow, and every layer a
+    plain one that _gemm.fm_layer computes."""
+    return (arr.channels <= FM_MAX_CHANNELS and arr.width == arr.channels and arr.layer1x1
+            and not arr.head1x1_size and all(
+                ls.gating == "none" and not ls.films and not ls.activation.slopes
+                and ls.activation.code in FM_ACTIVATIONS
+                and (ls.activation.code != ACT_LEAKY_RELU or 0 <= ls.activation.alpha <= 1)
+                for ls in arr.layers))
+
+
+cdef inline float* _rows_input(Rows* r, int n) noexcept nogil:
+    """Where the next n frames go in row 0 (row i at + i * length); moves the history to the
+    front when the tiles covering the block (at most TILE_SLACK frames past it) would not fit."""
+    cdef int i
+    if r.pos + n + TILE_SLACK > r.length:
+        for i in range(r.rows):
+            memmove(r.buf + i * r.length, r.buf + i * r.length + r.pos - r.hist,
+                    r.hist * sizeof(float))
+        r.pos = r.hist
+    return r.buf + r.pos
+
+
+cdef inline void _to_rows(const float* a, int rows, int n, float* dst, int ld) noexcept nogil:
+    """a (rows x n, channel-major) into frame-major rows of dst, ld floats apart."""
+    cdef int t, r
+    for r in range(rows):
+        for t in range(n):
+            dst[r * ld + t] = a[t * rows + r]
+
+
+cdef inline void _from_rows(const float* src, int ld, int rows, int n, float* a) noexcept nogil:
+    """Frame-major rows of src (ld floats apart) into a (rows x n, channel-major)."""
+    cdef int t, r
+    for t in range(n):
+        for r in range(rows):
+            a[t * rows + r] = src[r * ld + t]
+
+
+cdef int _rows(Processor owner, Rows* r, int rows, int hist, int max_block) except -1:
+    r.rows, r.hist, r.pos = rows, hist, hist
+    r.length = hist + 4 * max_block + TILE_SLACK
+    r.buf = owner._zeros(rows * r.length)
+    return 0
 
 
 cdef void _history(Processor owner, Conv* c, int rows, int dilation, int ksize,
@@ -131,6 +213,11 @@ cdef class WaveNet(Processor):
     cdef float* mbuf       # input_mixin_pre_film: the filmed condition
     cdef float* cbuf       # the condition, when it is not the audio itself
     cdef float* obuf       # the scaled head output, before the post-stack head
+    cdef int fm_ld         # row length of the frame-major buffers below: max_block + TILE_SLACK
+    cdef float* fm_cond    # the condition's rows
+    cdef float* fm_last    # the last layer's output rows
+    cdef float* fm_a       # fm_layer's activations of one tile
+    cdef bint any_fm       # some layer array runs frame-major
     cdef int cond          # rows of the condition
     cdef bint cond_audio
     cdef bint input_is_condition
@@ -205,8 +292,12 @@ cdef class WaveNet(Processor):
             raise MemoryError()
         memset(self.arrays, 0, self.narrays * sizeof(Array))
         sizes = {"z": 1, "cols": 1, "rows": 1, "film": 1}
+        self.fm_ld = max_block + TILE_SLACK
+        self.any_fm = False
         for i, spec in enumerate(specs):
             arr = &self.arrays[i]
+            arr.fm = frame_major(spec)
+            self.any_fm = self.any_fm or arr.fm
             arr.cin, arr.ch, arr.width = spec.input_size, spec.channels, spec.width
             arr.head, arr.h1 = spec.head_size, spec.head1x1_size
             arr.layers = <Layer*>PyMem_Malloc(len(spec.layers) * sizeof(Layer))
@@ -216,16 +307,20 @@ cdef class WaveNet(Processor):
             arr.nlayers = len(spec.layers)
             arr.rechannel = self._hold(_colmajor(t[f"a{i}.rechannel"]))
             head_w = np.asarray(t[f"a{i}.head_w"], np.float32)
-            _history(self, &arr.head_conv, spec.head_in, spec.head_dilation,
-                     spec.head_kernel_size, max_block)
-            arr.head_conv.cout = spec.head_size
-            arr.head_conv.w = self._hold(_taps(head_w.reshape(head_w.shape[:2] + (-1,))))
-            arr.head_conv.bias = self._hold(t[f"a{i}.head_b"]) if spec.head_bias else NULL
+            head_w = head_w.reshape(head_w.shape[:2] + (-1,))         # (head, head_in, k)
+            if arr.fm:
+                self._fm_head(arr, spec, head_w, t[f"a{i}.head_b"] if spec.head_bias else None)
+            else:
+                _history(self, &arr.head_conv, spec.head_in, spec.head_dilation,
+                         spec.head_kernel_size, max_block)
+                arr.head_conv.cout = spec.head_size
+                arr.head_conv.w = self._hold(_taps(head_w))
+                arr.head_conv.bias = self._hold(t[f"a{i}.head_b"]) if spec.head_bias else NULL
             arr.resid = self._zeros(arr.ch * max_block)
             arr.head_out = self._zeros(arr.head * max_block)
             sizes["rows"] = max(sizes["rows"], spec.channels, spec.width, spec.head1x1_size)
             for j, ls in enumerate(spec.layers):
-                self._layer(&arr.layers[j], spec, ls, f"a{i}.l{j}.", sizes)
+                self._layer(&arr.layers[j], spec, ls, f"a{i}.l{j}.", sizes, arr.fm)
         self._post_head(t)
         rows = max(sizes["rows"], self.cond)
         self.z = self._zeros(sizes["z"] * max_block)
@@ -239,13 +334,18 @@ cdef class WaveNet(Processor):
         self.mbuf = self._zeros(self.cond * max_block)
         self.cbuf = self._zeros(self.cond * max_block)
         self.obuf = self._zeros(self._spec.out_channels_before_head * max_block)
+        if self.any_fm:
+            self.fm_cond = self._zeros(self.cond * self.fm_ld)
+            self.fm_last = self._zeros(rows * self.fm_ld)
+            self.fm_a = self._zeros(rows * TILE_SLACK)
         self.ready = True
         with nogil:
             self._fold_knobs()
         return 0
 
-    cdef int _layer(self, Layer* lay, spec, ls, p, dict sizes) except -1:
-        """One layer's weights and history (spec: its LayerArray, ls: its WaveNetLayer)."""
+    cdef int _layer(self, Layer* lay, spec, ls, p, dict sizes, bint fm) except -1:
+        """One layer's weights and history (spec: its LayerArray, ls: its WaveNetLayer), for the
+        frame-major strategy when `fm`."""
         t = self._tensors
         cdef int ch = spec.channels, zc = spec.z_channels(ls), k = ls.kernel_size
         cdef int cond = spec.condition_size, max_block = self.max_block
@@ -254,21 +354,25 @@ cdef class WaveNet(Processor):
         lay.gating = ls.gating_code
         self._act(&lay.act, ls.activation, spec.width)
         self._act(&lay.gate, ls.gate_activation, spec.width)
+        lay.taps = k * ch
+        lay.width = lay.taps + 1 + cond
+        lay.conv.cout = zc
+        lay.film_fused = NULL
+        if self.film_knobs:
+            lay.film_scale = self._hold(t[p + "film_scale"])
+            lay.film_shift = self._hold(t[p + "film_shift"])
+        if fm:
+            return self._fm_layer(lay, ls, p)
         w = np.asarray(t[p + "conv_w"], np.float32)                     # (zc, ch, k)
         lay.base = self._hold(np.concatenate([
             w.transpose(2, 1, 0).reshape(k * ch, zc),                   # tap-major rows
             np.asarray(t[p + "conv_b"], np.float32)[None, :],
             np.asarray(t[p + "mixer"], np.float32).T]))                 # (cond, zc)
-        lay.taps = k * ch
-        lay.width = lay.taps + 1 + cond
         sizes["cols"] = max(sizes["cols"], lay.width)
         lay.fused = lay.base
-        lay.film_fused = NULL
         if self.film_knobs:
             lay.film_fused = self._zeros(zc * lay.width)
             lay.fused = lay.film_fused
-            lay.film_scale = self._hold(t[p + "film_scale"])
-            lay.film_shift = self._hold(t[p + "film_shift"])
         if spec.layer1x1:
             lay.out_w = self._hold(_colmajor(t[p + "out_w"]))
             lay.out_b = self._hold(t[p + "out_b"])
@@ -285,8 +389,55 @@ cdef class WaveNet(Processor):
                      or lay.films[MIXIN_POST].rows) != 0
         lay.conv.w = NULL
         lay.conv.bias = NULL
-        lay.conv.cout = zc
         _history(self, &lay.conv, ch, ls.dilation, k, max_block)
+        return 0
+
+    cdef int _fm_layer(self, Layer* lay, ls, p) except -1:
+        """A frame-major layer: its packed weights, row offsets and input rows."""
+        t = self._tensors
+        cdef FmLayer* L = &lay.fm
+        cdef int[::1] table
+        cdef int hist = ls.dilation * (ls.kernel_size - 1)
+        packed = pack_fm_layer(t[p + "conv_w"], t[p + "conv_b"], t[p + "mixer"], t[p + "out_w"],
+                               t[p + "out_b"], ls.activation.name)
+        L.ch, L.cp, L.fv = lay.conv.cout, packed["cp"], packed["fv"]
+        L.ksize, L.dil, L.cond = ls.kernel_size, ls.dilation, self.cond
+        L.act, L.alpha = ls.activation.code, ls.activation.alpha
+        lay.fm_scale = packed["scale"]
+        base = np.concatenate([packed["w"].reshape(lay.taps, L.cp), packed["mixer"],
+                               packed["bias"][None, :]])
+        lay.fm_w = self._hold(base)
+        lay.fm_base = self._hold(base) if self.film_knobs else lay.fm_w
+        L.w = lay.fm_w
+        L.mixer = lay.fm_w + lay.taps * L.cp
+        L.bias = L.mixer + L.cond * L.cp
+        L.w1 = self._hold(packed["w1"])
+        L.b1 = self._hold(packed["b1"])
+        _rows(self, &lay.fm_in, L.ch, hist, self.max_block)
+        table = np.zeros((L.ksize + 1) * L.ch + L.cond, np.int32)
+        self._keep.append(table)
+        fm_rows(L, &table[0], lay.fm_in.length, self.fm_ld)
+        return 0
+
+    cdef int _fm_head(self, Array* arr, spec, head_w, head_b) except -1:
+        """A frame-major array's head: the head sum's rows and the packed convolution."""
+        cdef int[::1] table
+        cdef int k, i, hin = spec.head_in, ksize = spec.head_kernel_size
+        arr.fm_hcp = (arr.head + 1) // 2 * 2
+        pad = [(0, 0), (0, arr.fm_hcp - arr.head)]
+        arr.fm_hw = self._hold(np.pad(head_w.transpose(2, 1, 0).reshape(ksize * hin, arr.head),
+                                      pad))
+        arr.fm_hb = self._hold(np.pad(np.zeros(arr.head) if head_b is None else head_b,
+                                      pad[1]))
+        _rows(self, &arr.fm_head, hin, spec.head_dilation * (ksize - 1), self.max_block)
+        table = np.zeros(ksize * hin, np.int32)
+        self._keep.append(table)
+        for k in range(ksize):
+            for i in range(hin):
+                table[k * hin + i] = (i * arr.fm_head.length
+                                      - spec.head_dilation * (ksize - 1 - k))
+        arr.fm_hrows = &table[0]
+        arr.fm_htaps = ksize * hin
         return 0
 
     cdef int _post_head(self, t) except -1:
@@ -337,6 +488,11 @@ cdef class WaveNet(Processor):
                     for q in range(nk):
                         gamma = gamma + lay.film_scale[c * nk + q] * self.knob_values[q]
                         beta = beta + lay.film_shift[c * nk + q] * self.knob_values[q]
+                    if self.arrays[i].fm:           # rows of fm.cp, the bias row last
+                        for r in range(w):
+                            lay.fm_w[r * lay.fm.cp + c] = gamma * lay.fm_base[r * lay.fm.cp + c]
+                        lay.fm_w[(w - 1) * lay.fm.cp + c] += lay.fm_scale * beta
+                        continue
                     for r in range(w):
                         lay.film_fused[r * zc + c] = gamma * lay.base[r * zc + c]
                     lay.film_fused[lay.taps * zc + c] += beta
@@ -361,12 +517,17 @@ cdef class WaveNet(Processor):
                 for q in range(cw - k0):
                     self.cbuf[t * cw + k0 + q] = self.knob_values[self.film_knobs + q]
             c = self.cbuf
+        if self.any_fm:
+            _to_rows(c, cw, n, self.fm_cond, self.fm_ld)
         src, src_ld = x, 1
         if self.input_is_condition:
             src, src_ld = c, cw
         for i in range(self.narrays):
             arr = &self.arrays[i]
-            self._array(arr, i, c, src, src_ld, n)
+            if arr.fm:
+                self._array_fm(arr, i, src, src_ld, n)
+            else:
+                self._array(arr, i, c, src, src_ld, n)
             src, src_ld = arr.resid, arr.ch
         cdef float* out = y if self.nblocks == 0 else self.obuf
         for t in range(n * arr.head):
@@ -403,6 +564,40 @@ cdef class WaveNet(Processor):
         for j in range(arr.nlayers):
             self._layer_run(arr, j, c, head_sum, n)
         conv_output(&arr.head_conv, n, arr.head_out, False)
+
+    cdef void _array_fm(self, Array* arr, int i, const float* src, int src_ld,
+                        int n) noexcept nogil:
+        """_array frame-major: each layer's output lands in the next one's input rows, the
+        head sum in the head's."""
+        cdef int j, r, ch = arr.ch, ld = self.fm_ld
+        cdef Rows* head = &arr.fm_head
+        cdef float* h = _rows_input(head, n)
+        cdef Layer* lay
+        cdef Rows* nxt
+        cdef float* out
+        cdef int ldo
+        matmul(ch, n, arr.cin, arr.rechannel, ch, src, src_ld, 0.0, self.z, ch)
+        lay = &arr.layers[0]
+        _to_rows(self.z, ch, n, _rows_input(&lay.fm_in, n), lay.fm_in.length)
+        if i == 0:
+            for r in range(head.rows):
+                memset(h + r * head.length, 0, n * sizeof(float))
+        else:
+            _to_rows(self.arrays[i - 1].head_out, head.rows, n, h, head.length)
+        for j in range(arr.nlayers):
+            lay = &arr.layers[j]
+            if j + 1 < arr.nlayers:
+                nxt = &arr.layers[j + 1].fm_in
+                out, ldo = _rows_input(nxt, n), nxt.length
+            else:
+                out, ldo = self.fm_last, ld
+            fm_layer(&lay.fm, lay.fm_in.buf + lay.fm_in.pos, lay.fm_in.length, self.fm_cond,
+                     h, head.length, out, ldo, self.fm_a, n)
+            lay.fm_in.pos += n
+        _from_rows(self.fm_last, ld, ch, n, arr.resid)
+        fm_conv(arr.head, arr.fm_hcp, arr.fm_hw, arr.fm_hb, h, arr.fm_hrows, arr.fm_htaps,
+                arr.head_out, n)
+        head.pos += n
 
     cdef void _film(self, const Film* f, float* v, const float* c, int n) noexcept nogil:
         """v (rows x n) = scale * v + shift, both computed from the condition c."""

@@ -15,6 +15,7 @@ from nam.models.base import BaseNet  # noqa: E402
 from nam.models.conv_net import ConvNet  # noqa: E402
 from nam.models.wavenet import PackedWaveNet  # noqa: E402
 
+from pedal.kernels import wavenet as wavenet_kernel  # noqa: E402
 from pedal.model.arch import build  # noqa: E402
 from pedal.model.formats import load_model  # noqa: E402
 from pedal.tools.reference import reference_output  # noqa: E402
@@ -117,7 +118,20 @@ WAVENETS = {
         "Hardswish", {"name": "Hardtanh", "min_val": -0.4, "max_val": 0.6},
         {"name": "LeakyHardtanh", "min_val": -0.5, "max_val": 0.3, "min_slope": 0.1,
          "max_slope": 0.2}, {"name": "LeakyReLU", "negative_slope": 0.2}, "SiLU"])]),
+    # plain narrow arrays: the frame-major strategy, every tile shape (12, 5 and 32 channels)
+    "frame_major": lambda: randomized(wavenet([
+        array(channels=12, dilations=[1, 2, 4, 8, 1], kernel_sizes=[3, 2, 3, 5, 1],
+              activation=["Tanh", "ReLU", {"name": "LeakyReLU", "negative_slope": 1.0},
+                          {"name": "LeakyReLU", "negative_slope": 0.3}, "Tanh"],
+              head={"out_channels": 5, "kernel_size": 1, "bias": False}),
+        array(input_size=12, channels=5, dilations=[16, 1, 3],
+              activation={"name": "LeakyReLU", "negative_slope": 0.01},
+              head={"out_channels": 32, "kernel_size": 3, "bias": True}),
+        array(input_size=5, channels=32, dilations=[1, 7], head=HEAD)]), 3, 0.15),
 }
+# which arrays run frame-major: the second of the last has activations fm_layer lacks
+FRAME_MAJOR = {"frame_major": [True] * 3, "a2_style": [True],
+               "two_arrays_per_layer_kernels": [True, False]}
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +153,20 @@ def wavenet_files(tmp_path_factory):
 def test_wavenet_feature_matches_nam(name, block, wavenet_files, stream):
     path, want = wavenet_files[name]
     check(path, want, stream, block)
+
+
+@pytest.mark.parametrize("name", FRAME_MAJOR)
+def test_frame_major_and_channel_major_agree(name, wavenet_files, stream, monkeypatch):
+    """The plain narrow arrays run frame-major; forced channel-major (the strategy of the other
+    arrays) the same file plays the same to NAM's tolerance."""
+    path, want = wavenet_files[name]
+    spec = load_model(path).spec
+    fm = [wavenet_kernel.frame_major(a) for a in spec.layer_arrays]
+    assert fm == FRAME_MAJOR[name]
+    monkeypatch.setattr(wavenet_kernel, "FM_MAX_CHANNELS", 0)
+    assert not any(wavenet_kernel.frame_major(a) for a in spec.layer_arrays)
+    for block in (1, 64, "random"):
+        check(path, want, stream, block)
 
 
 @pytest.mark.parametrize("name", WAVENETS)
