@@ -84,7 +84,7 @@ class Trainer:
                                        dtype=torch.float32, device=self.device)
         # the net sees the knobs relative to their defaults (see nets.shift_knob_origin)
         self.origin = np.array(capture.knob_origin())
-        self.knobs = torch.tensor([np.array(t.knob_vector) - self.origin for t in capture.takes],
+        self.knobs = torch.tensor(np.array([t.knob_vector for t in capture.takes]) - self.origin,
                                   dtype=torch.float32, device=self.device) \
             if capture.knobs else None
 
