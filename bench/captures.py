@@ -28,12 +28,14 @@ ROWS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "captures.json")
 FORCE = ["--force"]     # time-varying effects fail the repeatability check: measure anyway
 
 
-def capture(what, gear, arch, minutes, sweep=None, train=(), align=(), base=None):
+def capture(what, gear, arch, minutes, sweep=None, train=(), align=(), base=None,
+            sweep_train=()):
     """A row. `base` = (control, minutes, lr): first train on the gear at that one setting
-    for those minutes, then the sweep from there at peak rate lr (as models/recipes/ts9.py
-    does: FiLM then learns only what the knob changes)."""
+    for those minutes, then the sweep from there at peak rate lr with `sweep_train`'s options
+    too (as models/recipes/ts9.py does: FiLM then learns only what the knob changes)."""
     return {"what": what, "gear": gear, "arch": arch, "minutes": minutes, "sweep": sweep,
-            "train": list(train), "align": list(align), "base": base}
+            "train": list(train), "align": list(align), "base": base,
+            "sweep_train": list(sweep_train)}
 
 
 COMPRESSOR = "Compressor(threshold_db=-24, ratio=4, attack_ms=5, release_ms=100); Gain(gain_db=-3)"
@@ -54,8 +56,10 @@ CAPTURES = {
                    "cutoff_frequency_hz=5000); Gain(gain_db=-12)"], "nano", 3),
     "compressor": capture("compressor: -24 dB, attack 5 ms, release 100 ms, ratio knob 1.5..8 "
                           "over 5 takes (pedalboard)", ["--pedalboard", COMPRESSOR], "feather",
-                          20, sweep="ratio=1.5,2,3,4,8", base=("ratio=4", 10, 0.005),
-                          train=["--compile", "off", "--film-lr-factor", "10"]),
+                          20, sweep="ratio=1.5,2,3,4,8", base=("ratio=4", 10, 0.01),
+                          train=["--compile", "off"],
+                          sweep_train=["--film-lr-factor", "10", "--batch", "16", "--segment",
+                                       "8192", "--knob-taper", "ratio=reciprocal"]),
     "chorus": capture("chorus: rate 1 Hz, depth 0.25, mix 0.5 (pedalboard)",
                       ["--pedalboard", "Chorus(rate_hz=1, depth=0.25, mix=0.5)"], "feather", 3,
                       align=FORCE),
@@ -90,7 +94,8 @@ def run_one(name, workdir, scale):
                                            out=os.path.join(workdir, f"{name}-base.pedal"),
                                            align_args=c["align"])
             load.append(os.getloadavg()[0])
-            train += ["--init", os.path.join(base_run, "model.pt"), "--lr", str(lr)]
+            train += ["--init", os.path.join(base_run, "model.pt"), "--lr", str(lr),
+                      *c["sweep_train"]]
         path, val, _ = capture_model(workdir, c["gear"], c["arch"], minutes, c["sweep"], train,
                                      out=os.path.join(workdir, f"{name}.pedal"),
                                      align_args=c["align"])

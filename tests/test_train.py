@@ -247,3 +247,51 @@ def test_init_starts_from_an_earlier_model(capture_dir, sweep_dir, tmp_path, cap
     assert train_main([capture_dir, "-o", str(tmp_path / "x"), "--init", f"{lstm}/model.pt",
                        *TINY]) == 2
     assert "none fits this architecture" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def ratio_dir(sweep_dir, tmp_path_factory):
+    """sweep_dir's takes relabelled as a compressor's ratio knob 1.5, 4, 8 (default 4)."""
+    doc = json.load(open(os.path.join(sweep_dir, "capture.json")))
+    doc["dry"] = os.path.join(sweep_dir, doc.get("dry", "dry.wav"))
+    doc["knobs"] = [{"name": "ratio", "min": 1.5, "max": 8, "default": 4}]
+    for take, ratio in zip(doc["takes"], (1.5, 4, 8)):
+        take["file"] = os.path.join(sweep_dir, take["file"])
+        take["knobs"] = {"ratio": ratio}
+    d = tmp_path_factory.mktemp("ratio")
+    json.dump(doc, open(d / "capture.json", "w"))
+    return str(d)
+
+
+def test_knob_taper_spaces_the_knob(ratio_dir, tmp_path):
+    reciprocal = [(1 / 1.5 - 1 / r) / (1 / 1.5 - 1 / 8) for r in (1.5, 4, 8)]
+    cap = load_capture(ratio_dir)
+    assert [t.knob_vector[0] for t in cap.takes] == pytest.approx([0, 2.5 / 6.5, 1])
+    cap.set_taper("ratio", "log")
+    assert [t.knob_vector[0] for t in cap.takes] == \
+        pytest.approx([np.log(r / 1.5) / np.log(8 / 1.5) for r in (1.5, 4, 8)])
+    run = str(tmp_path / "run")
+    assert train_main([ratio_dir, "-o", run, "--epochs", "0.2", "--lr", "0.01",
+                       "--film-lr-factor", "10", "--knob-taper", "ratio=reciprocal",
+                       *TINY]) == 0
+    model = load_pt(f"{run}/model.pt")
+    assert model.knobs[0].default == pytest.approx(reciprocal[1])
+    training = model.metadata["training"]
+    assert training["knob_tapers"] == {"ratio": "reciprocal"}
+    # the model file at the reciprocal positions reproduces the trainer's per-take figures
+    (s, e), = cap.takes[0].validation
+    outs = []
+    for take, knob, entry in zip(cap.takes, reciprocal, training["validation_esr_per_take"]):
+        out = reference_output_pt(f"{run}/model.pt", take.dry[:e], [knob])[s:]
+        assert esr(take.wet[s:e], out) == pytest.approx(entry["esr"], rel=1e-3)
+        outs.append(out)
+    assert esr(outs[0], outs[2]) > 1e-6       # the knob moves the output
+
+
+def test_knob_taper_refuses_what_it_cannot_space(sweep_dir, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert train_main([sweep_dir, "-o", run, "--knob-taper", "drive_db=log", *TINY]) == 2
+    assert "drive_db=log: needs values above 0, the knob spans 0..20" in capsys.readouterr().err
+    assert train_main([sweep_dir, "-o", run, "--knob-taper", "ratio=log", *TINY]) == 2
+    assert "'ratio': the capture has no such knob (its knobs: drive_db)" in \
+        capsys.readouterr().err

@@ -14,6 +14,7 @@ measure the model, except "validation_b", the late copy of "validation_a" that o
 how well the gear repeats itself.
 """
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -30,6 +31,10 @@ CAPTURE_VERSION = 1
 CAPTURE_FILE = "capture.json"
 REPEAT_SECTION = "validation_b"
 TRAIN_STRIDE = 16              # training segments start on this grid
+# How a knob's values are spaced along its 0..1 travel: by the value itself, by its logarithm,
+# or by its reciprocal (a compressor's ratio r, whose 1/r is the slope of the gain curve above
+# the threshold: the output level then moves evenly with the knob, which FiLM learns fastest)
+KNOB_TAPERS = {"linear": float, "log": math.log, "reciprocal": lambda v: -1.0 / v}
 
 
 @dataclass
@@ -106,14 +111,38 @@ class Capture:
         self.rate = int(doc["rate"])
         self.knobs = doc.get("knobs", [])
         self.takes = takes
+        self.tapers = {}              # knob name -> a KNOB_TAPERS key; linear when absent
         # the distinct input material (a sweep's takes share one dry signal)
         drys = {id(t.dry): t for t in takes}.values()
         self.train_samples = sum(e - s for t in drys for s, e in t.train)
 
     def normalise(self, name, value):
+        """A knob value as a 0..1 position along its range, spaced by the knob's taper."""
         k = next(k for k in self.knobs if k["name"] == name)
-        span = float(k["max"]) - float(k["min"])
-        return (float(value) - float(k["min"])) / span if span else 0.0
+        f = KNOB_TAPERS[self.tapers.get(name, "linear")]
+        lo = f(float(k["min"]))
+        span = f(float(k["max"])) - lo
+        return (f(float(value)) - lo) / span if span else 0.0
+
+    def set_taper(self, name, kind, where="--knob-taper"):
+        """Space the knob `name` by `kind` (see KNOB_TAPERS); PedalError naming `where`."""
+        k = next((k for k in self.knobs if k["name"] == name), None)
+        if k is None:
+            raise PedalError(where, f"{name!r}: the capture has no such knob (its knobs: "
+                                    f"{', '.join(k['name'] for k in self.knobs) or 'none'})")
+        if kind not in KNOB_TAPERS:
+            raise PedalError(where, f"{name}={kind}: the taper is one of "
+                                    f"{', '.join(KNOB_TAPERS)}")
+        if kind != "linear" and min(float(k["min"]), float(k["max"])) <= 0:
+            raise PedalError(where, f"{name}={kind}: needs values above 0, the knob spans "
+                                    f"{k['min']:g}..{k['max']:g}")
+        self.tapers[name] = kind
+        self.place_takes()
+
+    def place_takes(self):
+        """Each take's knob values as positions (Take.knob_vector), in the capture's order."""
+        for t in self.takes:
+            t.knob_vector = [self.normalise(k["name"], t.knobs[k["name"]]) for k in self.knobs]
 
     def knob_origin(self):
         """The knobs' defaults as 0..1 positions: where the conditioned net starts from."""
@@ -183,8 +212,7 @@ def load_capture(path):
         takes.append(Take(x, wet, t["knobs"], ranges(layout, "validation"),
                           ranges(layout, "train")))
     capture = Capture(path, doc, takes)
-    for t in takes:
-        t.knob_vector = [capture.normalise(n, t.knobs[n]) for n in names]
+    capture.place_takes()
     return capture
 
 

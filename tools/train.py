@@ -84,7 +84,7 @@ class Trainer:
                                        dtype=torch.float32, device=self.device)
         # the net sees the knobs relative to their defaults (see nets.shift_knob_origin)
         self.origin = np.array(capture.knob_origin())
-        self.knobs = torch.tensor([np.array(t.knob_vector) - self.origin for t in capture.takes],
+        self.knobs = torch.tensor(np.array([t.knob_vector for t in capture.takes]) - self.origin,
                                   dtype=torch.float32, device=self.device) \
             if capture.knobs else None
 
@@ -343,7 +343,8 @@ class _progress:
 
 
 def model_knobs(capture):
-    """The model's knobs: each capture knob as a 0..1 position of the gear's range."""
+    """The model's knobs: each capture knob as a 0..1 position of the gear's range, spaced
+    by its taper (training.knob_tapers in the metadata)."""
     return [Knob(k["name"], 0.0, 1.0, capture.normalise(k["name"], k["default"]))
             for k in capture.knobs]
 
@@ -371,6 +372,9 @@ def build_parser():
     p.add_argument("--film-lr-factor", type=float, default=1.0,
                    help="FiLM's weights learn at this multiple of the rate (conditioned "
                         "WaveNet/TCN; 10 sped up a compressor's knob, see BENCHMARKS.md)")
+    p.add_argument("--knob-taper", action="append", default=[], metavar="KNOB=TAPER",
+                   help="how the net sees a knob's values: linear (default), log, or "
+                        "reciprocal (a compressor's ratio: see BENCHMARKS.md); repeatable")
     p.add_argument("--batch", type=int, help="examples per step (default 4 convolutional, "
                                              "16 recurrent)")
     p.add_argument("--segment", type=int, help="samples per example (default 32768 "
@@ -433,6 +437,9 @@ def train(args, say=print):
         check_output_folder(args.out, "model.pt", args.force)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     capture = load_capture(args.capture)
+    for item in args.knob_taper:
+        name, _, kind = item.partition("=")
+        capture.set_taper(name.strip(), kind.strip())
     arch, config = make(args.arch, len(capture.knobs), args.channels, args.hidden,
                         args.kernel_size)
     recurrent = arch == "Recurrent"
@@ -457,6 +464,8 @@ def train(args, say=print):
     training = {"architecture": args.arch, "minutes": round(trainer.elapsed / 60, 2),
                 "steps": trainer.step, "validation_esr": val_esr,
                 "initial_validation_esr": trainer.initial_esr}
+    if capture.tapers:
+        training["knob_tapers"] = capture.tapers
     if len(capture.takes) > 1:
         training["validation_esr_per_take"] = [
             {"knobs": t.knobs, "esr": v} for t, v in zip(capture.takes,
