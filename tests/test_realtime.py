@@ -126,6 +126,18 @@ def test_latency_through_a_jack_loopback(jack):
     assert abs(m["round_trip_frames"] - implied) <= 2 * 64
 
 
+def test_latency_without_a_loop_tries_again_then_says_what_to_check(jack):
+    """jk's capture is the dummy driver's silence: the burst never comes back."""
+    server, conf = jack
+    r = pedal(["latency", "--device", "jk", "--format", "FLOAT_LE"],
+              alsa_env(conf, **server.env), timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("sending it again") == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "pedal: jk: the burst did not come back in 3 tries: cable (or loop) the output to the "
+        "input and check the levels")
+
+
 def test_latency_sweep_soaks_each_setting_and_recommends(jack):
     server, conf = jack
     r = pedal(["latency", "--device", "jk", "--format", "FLOAT_LE", "--sweep", "--seconds", "1",

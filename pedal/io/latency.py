@@ -16,6 +16,7 @@ from .loop import AudioLoop
 BURST_S = 0.1
 SETTLE_S = 0.2
 LISTEN_S = 0.5
+TRIES = 3
 
 
 class LatencyProbe:
@@ -85,17 +86,22 @@ def buffering_frames(config):
 
 
 def measure(config, log=print, realtime=True):
-    """One round-trip measurement on the device of `config`."""
-    probe = LatencyProbe(config.rate, SETTLE_S + BURST_S + LISTEN_S)
-    loop = AudioLoop(config, probe, log=log, realtime=realtime)
-    loop.run(max_frames=len(probe.recorded))
-    delay = probe.delay_frames()
-    if delay is None:
-        raise PedalError(config.capture, "the burst did not come back: cable (or loop) the "
-                                         "output to the input and check the levels")
-    s = loop.stats.summary()
-    return LatencyResult(delay, config.rate, buffering_frames(config),
-                         s["compute_us_median"] / 1e3)
+    """One round-trip measurement on the device of `config`. A burst lost to an xrun is sent
+    again, up to TRIES times, before the cable is blamed."""
+    for attempt in range(1, TRIES + 1):
+        probe = LatencyProbe(config.rate, SETTLE_S + BURST_S + LISTEN_S)
+        loop = AudioLoop(config, probe, log=log, realtime=realtime)
+        loop.run(max_frames=len(probe.recorded))
+        delay = probe.delay_frames()
+        if delay is not None:
+            s = loop.stats.summary()
+            return LatencyResult(delay, config.rate, buffering_frames(config),
+                                 s["compute_us_median"] / 1e3)
+        if attempt < TRIES:
+            log(f"pedal latency: the burst did not come back ({loop.stats.xruns} xruns); "
+                f"sending it again")
+    raise PedalError(config.capture, f"the burst did not come back in {TRIES} tries: cable "
+                                     f"(or loop) the output to the input and check the levels")
 
 
 def sweep(config, make_chain, seconds, log=print, realtime=True,
