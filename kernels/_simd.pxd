@@ -63,16 +63,7 @@ cdef extern from *:
         return (f32x8){vfmaq_f32(c.lo, a.lo, b.lo), vfmaq_f32(c.hi, a.hi, b.hi)};
     }
     static inline f32x8 v8_round(f32x8 a) { return (f32x8){vrndnq_f32(a.lo), vrndnq_f32(a.hi)}; }
-    static inline f32x8 v8_load_n(const float* p, int n) {
-        float t[8] = {0};
-        for (int i = 0; i < n; i++) t[i] = p[i];
-        return v8_load(t);
-    }
-    static inline void v8_store_n(float* p, f32x8 v, int n) {
-        float t[8];
-        v8_store(t, v);
-        for (int i = 0; i < n; i++) p[i] = t[i];
-    }
+    #define V8_PARTIAL_THROUGH_BUFFER
     static inline float32x4_t v8_pow2i4(float32x4_t n) {
         int32x4_t e = vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127));
         return vreinterpretq_f32_s32(vshlq_n_s32(e, 23));
@@ -86,16 +77,7 @@ cdef extern from *:
     #define V8_2(op, a, b) (f32x8){op((a).lo, (b).lo), op((a).hi, (b).hi)}
     static inline f32x8 v8_load(const float* p) { return (f32x8){_mm_loadu_ps(p), _mm_loadu_ps(p + 4)}; }
     static inline void v8_store(float* p, f32x8 v) { _mm_storeu_ps(p, v.lo); _mm_storeu_ps(p + 4, v.hi); }
-    static inline f32x8 v8_load_n(const float* p, int n) {
-        float t[8] = {0};
-        for (int i = 0; i < n; i++) t[i] = p[i];
-        return v8_load(t);
-    }
-    static inline void v8_store_n(float* p, f32x8 v, int n) {
-        float t[8];
-        v8_store(t, v);
-        for (int i = 0; i < n; i++) p[i] = t[i];
-    }
+    #define V8_PARTIAL_THROUGH_BUFFER
     static inline f32x8 v8_splat(float x) { return (f32x8){_mm_set1_ps(x), _mm_set1_ps(x)}; }
     static inline f32x8 v8_bcast(const float* p) { __m128 s = _mm_load1_ps(p); return (f32x8){s, s}; }
     static inline f32x8 v8_add(f32x8 a, f32x8 b) { return V8_2(_mm_add_ps, a, b); }
@@ -152,6 +134,19 @@ cdef extern from *:
     }
     static inline float v8_sum(f32x8 v) {
         return ((v.v[0] + v.v[4]) + (v.v[2] + v.v[6])) + ((v.v[1] + v.v[5]) + (v.v[3] + v.v[7]));
+    }
+    #endif
+    #ifdef V8_PARTIAL_THROUGH_BUFFER
+    /* the first n lanes of a two-register vector, through a buffer on the stack */
+    static inline f32x8 v8_load_n(const float* p, int n) {
+        float t[8] = {0};
+        for (int i = 0; i < n; i++) t[i] = p[i];
+        return v8_load(t);
+    }
+    static inline void v8_store_n(float* p, f32x8 v, int n) {
+        float t[8];
+        v8_store(t, v);
+        for (int i = 0; i < n; i++) p[i] = t[i];
     }
     #endif
     """
