@@ -20,7 +20,7 @@ mido = pytest.importorskip("mido", reason="mido is not installed")
 from pedal.box.midi import MidiInput, MidiStream, parse_config  # noqa: E402
 from pedal.errors import PedalError  # noqa: E402
 
-FUZZ = settings(max_examples=int(os.environ.get("PEDAL_FUZZ_EXAMPLES", "40")) * 5,
+FUZZ = settings(max_examples=int(os.environ.get("PEDAL_FUZZ_EXAMPLES", "25")) * 5,
                 deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 

@@ -13,7 +13,7 @@ from alsa_env import JACK_PLUGIN, JACKD, Jackd, alsa_env, jack_pcm, run_snippet,
 
 pytestmark = pytest.mark.skipif(not (JACKD and JACK_PLUGIN),
                                 reason="needs jackd2 and libasound2-plugins")
-SOAK_S = 60
+SOAK_S = 15
 
 
 @pytest.fixture

@@ -248,7 +248,7 @@ def test_kill_9_during_saves_never_loses_a_preset(tmp_path):
     state = tmp_path / "state"
     rng = np.random.default_rng(0)
     lost = 0
-    for _ in range(int(os.environ.get("PEDAL_KILL_LOOPS", "20"))):
+    for _ in range(int(os.environ.get("PEDAL_KILL_LOOPS", "10"))):
         proc = subprocess.Popen([sys.executable, "-c", SAVER, str(state)])
         time.sleep(0.6 + float(rng.uniform(0, 0.3)))
         proc.send_signal(signal.SIGKILL)
@@ -394,7 +394,7 @@ def send(sock, line):
         s.close()
 
 
-@settings(max_examples=int(os.environ.get("PEDAL_FUZZ_EXAMPLES", "40")) * 3, deadline=None,
+@settings(max_examples=int(os.environ.get("PEDAL_FUZZ_EXAMPLES", "25")) * 3, deadline=None,
           derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_hostile_control_messages_never_stop_the_pedal(running, data):

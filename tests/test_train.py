@@ -76,7 +76,7 @@ def test_loss_terms():
 
 def test_training_learns_the_gear_and_the_kernels_play_it(capture_dir, tmp_path):
     run = str(tmp_path / "run")
-    assert train_main([capture_dir, "-o", run, "--epochs", "3", "--minutes", "5",
+    assert train_main([capture_dir, "-o", run, "--epochs", "1", "--minutes", "5",
                        "--lr", "0.01", *TINY]) == 0
     pt = load_pt(f"{run}/model.pt")
     val = pt.esr["validation"]
@@ -95,9 +95,9 @@ def test_training_learns_the_gear_and_the_kernels_play_it(capture_dir, tmp_path)
 
 def test_resume_continues_the_run(capture_dir, tmp_path):
     run = str(tmp_path / "run")
-    assert train_main([capture_dir, "-o", run, "--epochs", "1", *TINY]) == 0
+    assert train_main([capture_dir, "-o", run, "--epochs", "0.3", *TINY]) == 0
     first = torch.load(f"{run}/checkpoint.pt", weights_only=True)
-    assert train_main([capture_dir, "-o", run, "--epochs", "2", "--resume", *TINY]) == 0
+    assert train_main([capture_dir, "-o", run, "--epochs", "0.6", "--resume", *TINY]) == 0
     second = torch.load(f"{run}/checkpoint.pt", weights_only=True)
     assert second["step"] > first["step"]
     assert second["history"][:len(first["history"])] == first["history"]
@@ -143,7 +143,7 @@ def sweep_dir(tmp_path_factory):
 def test_conditioned_model_follows_its_knob(sweep_dir, tmp_path, arch):
     run = str(tmp_path / "run")
     extra = ["--hidden", "8"] if arch == "lstm" else ["--channels", "4"]
-    args = [sweep_dir, "-o", run, "--epochs", "2", "--arch", arch, *extra, "--batch", "8",
+    args = [sweep_dir, "-o", run, "--epochs", "0.25", "--arch", arch, *extra, "--batch", "8",
             "--segment", "4096", "--threads", "1", "--quiet", "--no-report", "--lr", "0.01"]
     assert train_main(args) == 0
     model = load_pt(f"{run}/model.pt")
