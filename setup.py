@@ -44,18 +44,31 @@ def kernel_extensions():
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         ))
     return cythonize(exts, include_path=["kernels", cython_include()], language_level=3,
-                     nthreads=os.cpu_count() or 1,
+                     nthreads=build_jobs(),
                      compiler_directives={"boundscheck": False, "wraparound": False,
                                           "cdivision": True, "initializedcheck": False})
 
 
+def build_jobs():
+    """Compilers to run at once: one per core, as many as the memory holds (GCC takes about
+    300 MB on the largest kernel at -O3: a Pi 4 with 1 GB builds them one at a time)."""
+    jobs = os.cpu_count() or 1
+    try:
+        with open("/proc/meminfo") as info:
+            kb = next(int(line.split()[1]) for line in info if line.startswith("MemAvailable:"))
+        jobs = min(jobs, kb // (400 * 1024))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return max(1, jobs)
+
+
 class ParallelBuildExt(build_ext):
-    """Compiles the kernels on every core: each takes a minute or so of GCC at -O3."""
+    """Compiles the kernels in parallel (build_jobs)."""
 
     def finalize_options(self):
         super().finalize_options()
         if not self.parallel:
-            self.parallel = os.cpu_count() or 1
+            self.parallel = build_jobs()
 
 
 setup(ext_modules=kernel_extensions(), cmdclass={"build_ext": ParallelBuildExt})
