@@ -1,6 +1,6 @@
 """The desktop tool chain end to end, as a guitarist runs it: capture through a built-in
-pedalboard effect, align a take delayed by a known latency, train for twelve seconds, convert, and
-play the model file through the kernels with the same output as torch."""
+pedalboard effect, align a take delayed by a known latency, train for twelve seconds, convert,
+and play the model file through the kernels with the same output as torch."""
 import json
 import os
 import subprocess
@@ -40,8 +40,7 @@ def test_capture_align_train_convert_play(tmp_path):
     assert abs(take["latency_samples"] - LATENCY) <= 1
 
     cli("pedal-train", f"{d}/aligned", "-o", f"{d}/run", "--arch", "wavenet", "--channels",
-        "4", "--minutes", "0.2", "--segment", "8192", "--threads", "1",
-        "--quiet")
+        "4", "--minutes", "0.2", "--segment", "8192", "--threads", "1", "--quiet")
     cli("pedal-convert", f"{d}/run/model.pt", "-o", f"{d}/model.pedal")
     assert os.path.exists(f"{d}/run/report/report.md")
 
