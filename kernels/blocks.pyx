@@ -19,6 +19,7 @@ from _dsp cimport (Conv, conv_input, conv_gather, matmul, activate, copy_add_bia
                    ACT_LEAKY_RELU, ACT_RELU, ACT_IDENTITY)
 from _gemm cimport FmLayer, fm_layer, fm_rows, fm_shape, gemm_small, TILE_SLACK
 from _simd cimport TANH_SCALE
+from ._processor cimport hold_floats
 
 WAYS = ("sgemm", "gemm", "fused")
 ACTIVATIONS = {"Tanh": ACT_TANH, "LeakyReLU": ACT_LEAKY_RELU, "ReLU": ACT_RELU,
@@ -151,9 +152,7 @@ cdef class Layer:
         self.reset()
 
     cdef float* _hold(self, arr) except NULL:
-        cdef float[::1] view = np.ascontiguousarray(arr, np.float32).reshape(-1)
-        self._keep.append(view)
-        return &view[0]
+        return hold_floats(self._keep, arr)
 
     cdef float* _zeros(self, Py_ssize_t count) except NULL:
         return self._hold(np.zeros(max(count, 1), np.float32))
