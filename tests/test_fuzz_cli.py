@@ -19,7 +19,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-from fuzzlog import record
+from fuzzlog import EXAMPLES, record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,6 @@ from pedal import cli
 from pedal.signals import guitar_phrase
 
 TIMEOUT_S = 60
-EXAMPLES = int(os.environ.get("PEDAL_FUZZ_EXAMPLES", "25"))
 NUMBERS = ["0", "-5", "1", "3", "0.5", "nan", "inf", "-inf", "1e400", "2147483648",
            "99999999999999999999999999", "", "x", "1,2", "-0"]
 

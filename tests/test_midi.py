@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 mido = pytest.importorskip("mido", reason="mido is not installed")
 
+from fuzzlog import EXAMPLES  # noqa: E402
+
 from pedal.box.midi import MidiInput, MidiStream, parse_config  # noqa: E402
 from pedal.errors import PedalError  # noqa: E402
 
-FUZZ = settings(max_examples=int(os.environ.get("PEDAL_FUZZ_EXAMPLES", "25")) * 5,
-                deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=EXAMPLES * 5, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 
 

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from conftest import chain_with
 from conftest import run_chain as run
-from fuzzlog import record
+from fuzzlog import EXAMPLES, record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -394,7 +394,7 @@ def send(sock, line):
         s.close()
 
 
-@settings(max_examples=int(os.environ.get("PEDAL_FUZZ_EXAMPLES", "25")) * 3, deadline=None,
+@settings(max_examples=EXAMPLES * 3, deadline=None,
           derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_hostile_control_messages_never_stop_the_pedal(running, data):
