@@ -13,7 +13,7 @@
 
 from _dsp cimport ACT_TANH, ACT_LEAKY_RELU, ACT_RELU
 from _simd cimport (f32x8, v8_load, v8_store, v8_load_n, v8_store_n, v8_splat, v8_bcast,
-                    v8_add, v8_mul, v8_max, v8_fma, v8_tanh2)
+                    v8_add, v8_mul, v8_max, v8_fma, v8_tanh2_bulk)
 
 
 # -- channel-major ------------------------------------------------------------------------------
@@ -217,47 +217,64 @@ cdef inline void _product(int fv, const float* w, int ldw, const float* x, const
         _product_2x4(w, ldw, x, rows, nrows, acc)
 
 
-cdef inline f32x8 _act(int kind, float alpha, f32x8 z) noexcept nogil:
+cdef inline void _act8(int kind, float alpha, f32x8* acc) noexcept nogil:
+    """The activation on a whole tile: one branch per tile, eight independent evaluations."""
+    cdef int q
     if kind == ACT_TANH:
-        return v8_tanh2(z, 1)
-    if kind == ACT_LEAKY_RELU:
-        return v8_max(z, v8_mul(z, v8_splat(alpha)))      # alpha < 1
-    if kind == ACT_RELU:
-        return v8_max(z, v8_splat(0))
-    return z
+        for q in range(8):
+            acc[q] = v8_tanh2_bulk(acc[q])
+    elif kind == ACT_LEAKY_RELU:
+        for q in range(8):
+            acc[q] = v8_max(acc[q], v8_mul(acc[q], v8_splat(alpha)))      # alpha < 1
+    elif kind == ACT_RELU:
+        for q in range(8):
+            acc[q] = v8_max(acc[q], v8_splat(0))
 
 
-cdef inline void _fm_conv(FmLayer* L, int o0, const float* x, const float* cond, float* head,
-                          int ldh, float* a, int t) noexcept nogil:
+cdef inline void _fm_conv(FmLayer* L, int fv, int o0, const float* x, const float* cond,
+                          float* head, int ldh, float* a, int t) noexcept nogil:
     """Output channels o0 .. o0 + 8 // fv - 1 over 8 * fv frames from t:
     a = act(bias + mixer @ cond + conv(x)); head += a; a into its scratch rows."""
     cdef f32x8 acc[8]
-    cdef f32x8 z
-    cdef int q, j, v, fv = L.fv
+    cdef int q, j, v, stored = min(8, (L.ch - o0) * fv)     # padded channels are not stored
     for q in range(8):
         acc[q] = v8_bcast(L.bias + o0 + q // fv)
     _product(fv, L.mixer + o0, L.cp, cond + t, L.cond_rows, L.cond, acc)
     _product(fv, L.w + o0, L.cp, x + t, L.rows, L.ksize * L.ch, acc)
-    for q in range(8):
+    _act8(L.act, L.alpha, acc)
+    for q in range(stored):
         j, v = o0 + q // fv, 8 * (q % fv)
-        if j < L.ch:
-            z = _act(L.act, L.alpha, acc[q])
-            v8_store(a + j * 8 * fv + v, z)
-            v8_store(head + j * ldh + t + v, v8_add(v8_load(head + j * ldh + t + v), z))
+        v8_store(a + j * 8 * fv + v, acc[q])
+        v8_store(head + j * ldh + t + v, v8_add(v8_load(head + j * ldh + t + v), acc[q]))
 
 
-cdef inline void _fm_mix(FmLayer* L, int o0, const float* x, int ldx, const float* a,
+cdef inline void _fm_mix(FmLayer* L, int fv, int o0, const float* x, int ldx, const float* a,
                          float* out, int ldo, int t) noexcept nogil:
     """out = x + b1 + w1 @ a for the same tile."""
     cdef f32x8 acc[8]
-    cdef int q, j, v, fv = L.fv
+    cdef int q, j, v, stored = min(8, (L.ch - o0) * fv)
     for q in range(8):
         acc[q] = v8_bcast(L.b1 + o0 + q // fv)
     _product(fv, L.w1 + o0, L.cp, a, L.a_rows, L.ch, acc)
-    for q in range(8):
+    for q in range(stored):
         j, v = o0 + q // fv, 8 * (q % fv)
-        if j < L.ch:
-            v8_store(out + j * ldo + t + v, v8_add(acc[q], v8_load(x + j * ldx + t + v)))
+        v8_store(out + j * ldo + t + v, v8_add(acc[q], v8_load(x + j * ldx + t + v)))
+
+
+cdef inline void _fm_tiles(FmLayer* L, int fv, const float* x, int ldx, const float* cond,
+                           float* head, int ldh, float* out, int ldo, float* a,
+                           int n) noexcept nogil:
+    cdef int t = 0, o0, oc = 8 // fv
+    while t < n:
+        o0 = 0
+        while o0 < L.ch:
+            _fm_conv(L, fv, o0, x, cond, head, ldh, a, t)
+            o0 += oc
+        o0 = 0
+        while o0 < L.ch:
+            _fm_mix(L, fv, o0, x, ldx, a, out, ldo, t)
+            o0 += oc
+        t += 8 * fv
 
 
 cdef inline void fm_layer(FmLayer* L, const float* x, int ldx, const float* cond, float* head,
@@ -267,18 +284,13 @@ cdef inline void fm_layer(FmLayer* L, const float* x, int ldx, const float* cond
     out = x + b1 + w1 @ a. x's rows (ldx apart) hold the history before column 0; L.rows
     and L.cond_rows must have been made for the same spacings (fm_rows). The frames run in
     whole tiles of 8 * L.fv: every row must have room (and x, cond data) up to n rounded up
-    to a tile; what lands past n is scratch. `a` holds 8 * fv * ch floats. out may not be x."""
-    cdef int t = 0, o0, step = 8 * L.fv, oc = 8 // L.fv
-    while t < n:
-        o0 = 0
-        while o0 < L.ch:
-            _fm_conv(L, o0, x, cond, head, ldh, a, t)
-            o0 += oc
-        o0 = 0
-        while o0 < L.ch:
-            _fm_mix(L, o0, x, ldx, a, out, ldo, t)
-            o0 += oc
-        t += step
+    to a tile; what lands past n is scratch. `a` holds 8 * fv * ch floats. out may not be x.
+    Each tile shape has its own copy of the loops, its fv a constant there: the accumulators'
+    channel and frame offsets (q // fv, q % fv) are then shifts, not divisions per tile."""
+    if L.fv == 2:
+        _fm_tiles(L, 2, x, ldx, cond, head, ldh, out, ldo, a, n)
+    else:
+        _fm_tiles(L, 4, x, ldx, cond, head, ldh, out, ldo, a, n)
 
 
 cdef inline void fm_conv(int cout, int cp, const float* w, const float* bias, const float* x,

@@ -66,3 +66,18 @@ def test_layer_matches_offline_every_way(ch, k, dil, act):
             pos += n
         np.testing.assert_allclose(np.concatenate(heads), a_ref, atol=2e-6, err_msg=way)
         np.testing.assert_allclose(np.concatenate(outs), out_ref, atol=1e-5, err_msg=way)
+
+
+def test_frame_major_tanh_within_its_stated_error():
+    """A one-channel identity layer's head is the activation alone: tanh within 1.5e-7 of
+    float64's over -12..12 and at the clamps' edges, however far out the input is."""
+    n = 128
+    x = np.concatenate([np.linspace(-12, 12, 100 * n - 8),
+                        [0, 1e-30, -1e-30, 1e-7, 60, -60, 1e4, -1e4]]).astype(np.float32)
+    layer = blocks.Layer(np.ones((1, 1, 1)), np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)),
+                         np.zeros(1), 1, "Tanh", max_block=n)
+    cond = np.zeros((n, 1), np.float32)
+    got = np.concatenate([np.asarray(layer.process("fused", x[i:i + n, None], cond)[0]).ravel()
+                          for i in range(0, len(x), n)])
+    err = np.abs(got - np.tanh(x.astype(np.float64)))
+    assert err.max() <= 1.5e-7, f"max error {err.max():.3g} at x = {x[err.argmax()]}"
