@@ -294,11 +294,12 @@ cdef inline void fm_layer(FmLayer* L, const float* x, int ldx, const float* cond
 
 
 cdef inline void fm_conv(int cout, int cp, const float* w, const float* bias, const float* x,
-                         const int* rows, int nrows, float* y, int n) noexcept nogil:
-    """y (cout x n, channel-major) = bias + sum over r of w[r * cp + o] * x[rows[r] + t] for
-    frames t < n: a convolution's output from frame-major input rows (rows: each tap's row
-    start, as fm_rows makes them), in tiles of two outputs by 32 frames. w and bias have cp
-    columns (even, zero past cout); x's rows need room up to n rounded up to 32."""
+                         const int* rows, int nrows, float* y, int ldy, int n) noexcept nogil:
+    """y = bias + sum over r of w[r * cp + o] * x[rows[r] + t] for frames t < n: a
+    convolution's output from frame-major input rows (rows: each tap's row start, as fm_rows
+    makes them), in tiles of two outputs by 32 frames. w and bias have cp columns (even, zero
+    past cout); x's rows need room up to n rounded up to 32. y is frame-major, output o's row
+    at y + o * ldy with the same room, or for ldy 0 channel-major (cout x n, exactly n)."""
     cdef f32x8 acc[8]
     cdef float tmp[8]
     cdef int t = 0, o0, q, j, v, f
@@ -310,9 +311,32 @@ cdef inline void fm_conv(int cout, int cp, const float* w, const float* bias, co
             _product_2x4(w + o0, cp, x + t, rows, nrows, acc)
             for q in range(8):
                 j, v = o0 + q // 4, t + 8 * (q % 4)
-                if j < cout and v < n:
+                if j < cout and ldy:
+                    v8_store(y + j * ldy + v, acc[q])
+                elif j < cout and v < n:
                     v8_store(tmp, acc[q])
                     for f in range(min(8, n - v)):
                         y[(v + f) * cout + j] = tmp[f]
             o0 += 2
         t += 32
+
+
+cdef inline void fm_matmul(int m, int k, const float* a, const float* x, int ldx, float* y,
+                           int ldy, int n) noexcept nogil:
+    """Frame-major rows y[i] (ldy apart) = sum over p of a[i + p * m] * x[p] (rows ldx apart)
+    for n frames: a (m x k) column-major, as _dsp.matmul takes it. x is read to exactly n
+    frames; y's rows need room up to n rounded up to 8."""
+    cdef f32x8 acc
+    cdef int i, p, t, left
+    for i in range(m):
+        t = 0
+        while t < n:
+            left = min(8, n - t)
+            acc = v8_splat(0)
+            for p in range(k):
+                if left == 8:
+                    acc = v8_fma(v8_bcast(a + i + p * m), v8_load(x + p * ldx + t), acc)
+                else:
+                    acc = v8_fma(v8_bcast(a + i + p * m), v8_load_n(x + p * ldx + t, left), acc)
+            v8_store(y + i * ldy + t, acc)
+            t += 8

@@ -33,7 +33,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.string cimport memcpy, memmove, memset
 from _dsp cimport (Act, Conv, apply_act, conv_input, conv_output, conv_gather, matmul,
                    copy_add_bias, set_bias, ACT_TANH, ACT_LEAKY_RELU, ACT_RELU, ACT_IDENTITY)
-from _gemm cimport FmLayer, fm_layer, fm_rows, fm_conv, TILE_SLACK
+from _gemm cimport FmLayer, fm_layer, fm_rows, fm_conv, fm_matmul, TILE_SLACK
 from ._processor cimport Processor
 
 from pedal.model.arch.wavenet import FILM_SITES
@@ -505,7 +505,8 @@ cdef class WaveNet(Processor):
         cdef int i, t, q, cw = self.cond, k0 = 1 if self.cond_audio else 0
         cdef const float* c = x
         cdef const float* src
-        cdef int src_ld
+        cdef const float* fm_src
+        cdef int src_ld, fm_src_ld
         cdef Array* arr = self.arrays
         if self.cond_net != NULL:
             (<WaveNet>self.cond_net)._forward(x, self.cbuf, n)
@@ -520,14 +521,18 @@ cdef class WaveNet(Processor):
         if self.any_fm:
             _to_rows(c, cw, n, self.fm_cond, self.fm_ld)
         src, src_ld = x, 1
+        fm_src, fm_src_ld = x, n            # the audio: one row
         if self.input_is_condition:
             src, src_ld = c, cw
+            fm_src, fm_src_ld = self.fm_cond, self.fm_ld
         for i in range(self.narrays):
             arr = &self.arrays[i]
             if arr.fm:
-                self._array_fm(arr, i, src, src_ld, n)
+                self._array_fm(arr, i, src, src_ld, fm_src, fm_src_ld, n)
+                fm_src, fm_src_ld = self.fm_last, self.fm_ld
             else:
                 self._array(arr, i, c, src, src_ld, n)
+                fm_src = NULL
             src, src_ld = arr.resid, arr.ch
         cdef float* out = y if self.nblocks == 0 else self.obuf
         for t in range(n * arr.head):
@@ -566,37 +571,50 @@ cdef class WaveNet(Processor):
         conv_output(&arr.head_conv, n, arr.head_out, False)
 
     cdef void _array_fm(self, Array* arr, int i, const float* src, int src_ld,
-                        int n) noexcept nogil:
+                        const float* fm_src, int fm_src_ld, int n) noexcept nogil:
         """_array frame-major: each layer's output lands in the next one's input rows, the
-        head sum in the head's."""
-        cdef int j, r, ch = arr.ch, ld = self.fm_ld
+        head sum in the head's. fm_src holds the input as rows (fm_src_ld apart) where it is
+        frame-major already (the audio, the condition, a frame-major array's last output),
+        else NULL and src has it channel-major. Before a frame-major array the residual and
+        the head stay rows: its rechannel reads fm_last, the head convolution writes its head
+        sum's rows."""
+        cdef int j, ch = arr.ch, ld = self.fm_ld
         cdef Rows* head = &arr.fm_head
         cdef float* h = _rows_input(head, n)
-        cdef Layer* lay
-        cdef Rows* nxt
+        cdef Layer* lay = &arr.layers[0]
+        cdef Array* nxt = &self.arrays[i + 1] if i + 1 < self.narrays else NULL
+        cdef Rows* nxt_in
+        cdef float* first = _rows_input(&lay.fm_in, n)
         cdef float* out
         cdef int ldo
-        matmul(ch, n, arr.cin, arr.rechannel, ch, src, src_ld, 0.0, self.z, ch)
-        lay = &arr.layers[0]
-        _to_rows(self.z, ch, n, _rows_input(&lay.fm_in, n), lay.fm_in.length)
-        if i == 0:
-            for r in range(head.rows):
-                memset(h + r * head.length, 0, n * sizeof(float))
+        if fm_src != NULL:
+            fm_matmul(ch, arr.cin, arr.rechannel, fm_src, fm_src_ld, first, lay.fm_in.length, n)
         else:
+            matmul(ch, n, arr.cin, arr.rechannel, ch, src, src_ld, 0.0, self.z, ch)
+            _to_rows(self.z, ch, n, first, lay.fm_in.length)
+        if i == 0:
+            for j in range(head.rows):
+                memset(h + j * head.length, 0, n * sizeof(float))
+        elif not self.arrays[i - 1].fm:
             _to_rows(self.arrays[i - 1].head_out, head.rows, n, h, head.length)
         for j in range(arr.nlayers):
             lay = &arr.layers[j]
             if j + 1 < arr.nlayers:
-                nxt = &arr.layers[j + 1].fm_in
-                out, ldo = _rows_input(nxt, n), nxt.length
+                nxt_in = &arr.layers[j + 1].fm_in
+                out, ldo = _rows_input(nxt_in, n), nxt_in.length
             else:
                 out, ldo = self.fm_last, ld
             fm_layer(&lay.fm, lay.fm_in.buf + lay.fm_in.pos, lay.fm_in.length, self.fm_cond,
                      h, head.length, out, ldo, self.fm_a, n)
             lay.fm_in.pos += n
-        _from_rows(self.fm_last, ld, ch, n, arr.resid)
-        fm_conv(arr.head, arr.fm_hcp, arr.fm_hw, arr.fm_hb, h, arr.fm_hrows, arr.fm_htaps,
-                arr.head_out, n)
+        if nxt != NULL and nxt.fm:
+            fm_conv(arr.head, arr.fm_hcp, arr.fm_hw, arr.fm_hb, h, arr.fm_hrows, arr.fm_htaps,
+                    _rows_input(&nxt.fm_head, n), nxt.fm_head.length, n)
+        else:
+            if nxt != NULL:
+                _from_rows(self.fm_last, ld, ch, n, arr.resid)
+            fm_conv(arr.head, arr.fm_hcp, arr.fm_hw, arr.fm_hb, h, arr.fm_hrows, arr.fm_htaps,
+                    arr.head_out, 0, n)
         head.pos += n
 
     cdef void _film(self, const Film* f, float* v, const float* c, int n) noexcept nogil:

@@ -128,10 +128,16 @@ WAVENETS = {
               activation={"name": "LeakyReLU", "negative_slope": 0.01},
               head={"out_channels": 32, "kernel_size": 3, "bias": True}),
         array(input_size=5, channels=32, dilations=[1, 7], head=HEAD)]), 3, 0.15),
+    # a gated array hands its residual and head to a frame-major one
+    "channel_major_then_frame_major": lambda: randomized(wavenet([
+        array(channels=6, activation=GATED, head={"out_channels": 3, "kernel_size": 2,
+                                                  "bias": False}),
+        array(input_size=6, channels=3, dilations=[4, 1, 2], head=HEAD)]), 4, 0.3),
 }
-# which arrays run frame-major: the second of the last has activations fm_layer lacks
+# which arrays run frame-major (between two, the residual and the head sum stay rows)
 FRAME_MAJOR = {"frame_major": [True] * 3, "a2_style": [True],
-               "two_arrays_per_layer_kernels": [True, False]}
+               "two_arrays_per_layer_kernels": [True, False],
+               "channel_major_then_frame_major": [False, True]}
 
 
 @pytest.fixture(scope="module")
