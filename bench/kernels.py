@@ -7,8 +7,9 @@ run. Writes its sections of BENCHMARKS.md (desktop: needs torch and neural-amp-m
 The models are bench/nam_models.py's: NAM's A1 WaveNet presets and LSTMs, and a GRU. Each
 run times every model at every block size once, in turn, for 2 s of audio on one thread: the
 pedal's kernel in its own loop (Processor.stream_timed), NAM core's benchmodel_bufsize
-(NAM_BENCHMODEL; its own warm-up, then one timed pass of 2 s of silence) and NAM's PyTorch
-model on the whole 2 s in one call. Tables report medians over the runs.
+(NAM_BENCHMODEL; its own warm-up, then one timed pass of 2 s of silence; at 64-frame blocks
+once more with its exact activations) and NAM's PyTorch model on the whole 2 s in one call.
+Tables report medians over the runs.
 """
 import argparse
 import os
@@ -32,6 +33,7 @@ SHARED = os.environ.get("PEDAL_SHARED", os.path.join(HERE, "..", "..", "shared")
 SECONDS = 2.0                      # what NAM core's benchmodel_bufsize plays
 BLOCKS = (32, 64, 128)
 TARGET = 0.5                       # pedal / NAM core
+EXACT_BLOCK = 64                   # where NAM core is also timed with exact activations
 
 QUANTIZED = ["wavenet_a1_standard.nam", "wavenet.nam", "lstm.nam"]   # shared reference files
 
@@ -41,10 +43,11 @@ PI_CORES = [("Pi 4, Cortex-A72 1.5 GHz", 1.5e9 * 4), ("Pi 4, Cortex-A72 1.8 GHz"
             ("Pi 5, Cortex-A76 2.4 GHz", 2.4e9 * 8)]
 
 
-def nam_core_ms(binary, path, block):
-    """Milliseconds NAM core's benchmodel_bufsize takes for its 2 s at `block` frames."""
-    out = subprocess.run([binary, path, str(block), "1"], capture_output=True, text=True,
-                         timeout=600)
+def nam_core_ms(binary, path, block, exact=False):
+    """Milliseconds NAM core's benchmodel_bufsize takes for its 2 s at `block` frames, with
+    its fast tanh and sigmoid or (exact) with tanhf and a sigmoid from expf."""
+    out = subprocess.run([binary, path, str(block), "1"] + ["--no-fast-tanh"] * exact,
+                         capture_output=True, text=True, timeout=600)
     fields = out.stdout.strip().split(",")
     if out.returncode != 0 or len(fields) != 2:
         raise RuntimeError(f"{binary} {os.path.basename(path)} {block}: expected "
@@ -89,8 +92,8 @@ def measure(paths, runs, binary):
     visits every cell once."""
     x = guitar_phrase(SECONDS, RATE, seed=3)
     models = {name: load_model(p) for name, p in paths.items()}
-    cells = {name: {b: {"pedal": [], "p99": [], "nam": [], "torch": []} for b in BLOCKS}
-             for name in paths}
+    cells = {name: {b: {"pedal": [], "p99": [], "nam": [], "torch": [], "nam_exact": []}
+                    for b in BLOCKS} for name in paths}
     peaks = []
     for run in range(runs):
         peaks.append(sgemm_gmacs())
@@ -104,6 +107,8 @@ def measure(paths, runs, binary):
                 cell["torch"].append(t_torch)
                 if binary and path.endswith(".nam"):
                     cell["nam"].append(nam_core_ms(binary, path, block))
+                    if block == EXACT_BLOCK:
+                        cell["nam_exact"].append(nam_core_ms(binary, path, block, exact=True))
             print(f"run {run + 1}/{runs}: {name}", flush=True)
     return models, cells, statistics.median(peaks)
 
@@ -130,6 +135,19 @@ def table(models, cells, peak):
                 f"{gmacs:.1f} ({gmacs / peak * 100:.0f}%) | {med['torch']:.0f} | "
                 f"{med['pedal'] / med['torch']:.2f} |")
     return lines, met, missed
+
+
+def exact_table(cells):
+    """NAM core with exact activations beside the pedal, which keeps them exact."""
+    lines = ["| model | block | NAM core, exact activations (ms) | NAM core, fast tanh (ms) | "
+             "pedal (ms) | pedal / NAM core exact |", "|---|---|---|---|---|---|"]
+    for name, blocks in cells.items():
+        c = blocks[EXACT_BLOCK]
+        if c["nam_exact"]:
+            exact, fast, pedal = (statistics.median(c[k]) for k in ("nam_exact", "nam", "pedal"))
+            lines.append(f"| {name} | {EXACT_BLOCK} | {exact:.1f} | {fast:.1f} | {pedal:.1f} | "
+                         f"{pedal / exact:.2f} |")
+    return lines if len(lines) > 2 else []
 
 
 def projection(models, cells, peak):
@@ -182,6 +200,11 @@ def main():
         f"Target: pedal / NAM core <= {TARGET} (bold where met): met in {met} of "
         f"{met + missed} rows with a NAM core figure.",
     ]
+    exact = exact_table(cells)
+    if exact:
+        lines += ["", "The same runs against NAM core with its exact activations "
+                  "(`--no-fast-tanh`: tanhf, and a sigmoid from expf), the accuracy the pedal's "
+                  "kernels keep (within 1e-7 per activation):", "", *exact]
     proj = ["**Projection, not a measurement.** Each cell: the multiply-adds of one second of "
             "audio (MACs per sample x 48000) over one core's published fp32 multiply-add rate, "
             "at the fraction of its peak the kernel reaches on this machine at 64-frame blocks "
