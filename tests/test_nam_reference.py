@@ -142,6 +142,21 @@ def test_every_unplayable_field_is_named(tmp_path):
     assert "ELU" in msg and "GELU" in msg and "Mish" in msg and "layer_arrays" not in msg
 
 
+def test_one_problem_in_many_layers_is_named_once(tmp_path):
+    """An activation no NAM player knows in every layer: the message says it once, with the
+    layers as index runs, not once per layer."""
+    doc = json.loads(_export_nam07(tmp_path).read_text())
+    for arr in doc["config"]["layers"]:
+        arr["activation"] = [{"type": "Mish"}] * len(arr["activation"])
+    path = tmp_path / "mish.nam"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ModelError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert msg.count("'Mish'") == 1, msg
+    assert "config.layers[0].activation[0..3], config.layers[1].activation[0..1]: " in msg, msg
+
+
 def test_reference_refuses_what_nam_python_cannot_run(tmp_path, shared_dir):
     src = shared_dir / "reference" / "nam" / "wavenet.nam"
     if not src.is_file():

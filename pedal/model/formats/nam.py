@@ -13,6 +13,7 @@ Where NAM's C++ core and its Python package compute different things, the Python
 followed (it is the reference the pedal is tested against); each place says so.
 """
 import math
+import re
 
 import numpy as np
 
@@ -92,6 +93,20 @@ class _Refused(ModelError):
     """Features the pedal cannot play (as opposed to a malformed file)."""
 
 
+def _index_runs(fields):
+    """["a[0]", "a[1]", "a[2]", "b"] -> ["a[0..2]", "b"]: consecutive last indices joined."""
+    runs = []                                   # [prefix, first, last] or [field, None, None]
+    for field in fields:
+        m = re.fullmatch(r"(.*)\[(\d+)\]", field)
+        if m and runs and runs[-1][0] == m[1] and runs[-1][2] == int(m[2]) - 1:
+            runs[-1][2] += 1
+        elif m:
+            runs.append([m[1], int(m[2]), int(m[2])])
+        else:
+            runs.append([field, None, None])
+    return [p if a is None else f"{p}[{a}]" if a == b else f"{p}[{a}..{b}]" for p, a, b in runs]
+
+
 class _Reader:
     """Reads one file. Features the pedal cannot play are collected and refused together,
     before any weight is read, so one message names them all."""
@@ -106,11 +121,16 @@ class _Reader:
         raise ModelError(self.where, f"{field}: {problem}")
 
     def refuse(self, field, problem):
-        self.refused.append(f"{field}: {problem}")
+        self.refused.append((field, problem))
 
     def check(self):
+        """Each problem once, with the fields that have it (runs of indices as [a..b])."""
         if self.refused:
-            raise _Refused(self.where, "cannot be played: " + "; ".join(self.refused))
+            fields = {}
+            for field, problem in self.refused:
+                fields.setdefault(problem, []).append(field)
+            raise _Refused(self.where, "cannot be played: " + "; ".join(
+                f"{', '.join(_index_runs(f))}: {problem}" for problem, f in fields.items()))
 
     # -- documents ------------------------------------------------------------------------------
 
