@@ -19,8 +19,10 @@ ReLU, LeakyReLU or no activation; the layer 1x1 present) and narrow (FM_MAX_CHAN
 frame-major instead, each layer one pass per tile of frames (_gemm.fm_layer: convolution
 straight from the history, mixer, bias, activation, head sum and residual in registers), the
 head convolution likewise from the head sum's rows (_gemm.fm_conv): at these widths a BLAS
-call costs more than its arithmetic. The choice is made at reset() from the spec; both
-strategies compute the same sums.
+call costs more than its arithmetic. Between two frame-major arrays the data stays in rows:
+the rechannel reads the last one's output rows (_gemm.fm_matmul), its head convolution writes
+the next one's head-sum rows. The choice is made at reset() from the spec; both strategies
+compute the same sums.
 
 Knob FiLM (the pedal's own conditioning): z = gamma * z + beta per output channel, gamma =
 1 + film_scale @ k, beta = film_shift @ k for the knob vector k. As both are constant between
