@@ -326,7 +326,7 @@ cdef inline void fm_matmul(int m, int k, const float* a, const float* x, int ldx
     """Frame-major rows y[i] (ldy apart) = sum over p of a[i + p * m] * x[p] (rows ldx apart)
     for n frames: a (m x k) column-major, as _dsp.matmul takes it. x is read to exactly n
     frames; y's rows need room up to n rounded up to 8."""
-    cdef f32x8 acc
+    cdef f32x8 acc, xv
     cdef int i, p, t, left
     for i in range(m):
         t = 0
@@ -334,9 +334,7 @@ cdef inline void fm_matmul(int m, int k, const float* a, const float* x, int ldx
             left = min(8, n - t)
             acc = v8_splat(0)
             for p in range(k):
-                if left == 8:
-                    acc = v8_fma(v8_bcast(a + i + p * m), v8_load(x + p * ldx + t), acc)
-                else:
-                    acc = v8_fma(v8_bcast(a + i + p * m), v8_load_n(x + p * ldx + t, left), acc)
+                xv = v8_load(x + p * ldx + t) if left == 8 else v8_load_n(x + p * ldx + t, left)
+                acc = v8_fma(v8_bcast(a + i + p * m), xv, acc)
             v8_store(y + i * ldy + t, acc)
             t += 8

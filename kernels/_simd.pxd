@@ -230,8 +230,8 @@ cdef inline f32x8 v8_tanh2_bulk(f32x8 y) noexcept nogil:
     """(1 - 2**y) / (1 + 2**y): tanh(x) for y = x * TANH_SCALE, within 1e-7, for kernels that
     evaluate many independent activations at once (a tile), where operations count and
     latency does not: 2**f by Horner's scheme on the degree-6 minimax polynomial for
-    |f| <= 1/2 (relative error 8e-9; six multiply-adds against v8_exp2's nine operations), 2**y exact
-    from it times 2**n, so that 1 -+ 2**y take plain additions."""
+    |f| <= 1/2 (relative error 8e-9; six multiply-adds against v8_exp2's nine operations),
+    2**y exact from it times 2**n, so that 1 -+ 2**y take plain additions."""
     cdef f32x8 t, f, p, e
     y = v8_min(v8_max(y, v8_splat(-126)), v8_splat(126))
     t = v8_round(y)
